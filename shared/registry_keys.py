@@ -1,0 +1,47 @@
+"""The file-registry table's item design, shared by the parser, registry and reconciler.
+
+One DynamoDB table (`{env}-tps-telemetry-file-registry-v2`), string keys `pk` and `sk`, and a GSI
+`status-index` on (`status`, `updated_at`). Every access path is a key lookup or a GSI query:
+
+| item                   | pk                                   | sk          | written by          |
+|------------------------|--------------------------------------|-------------|---------------------|
+| verified file          | `FILE#{verified_key}`                | `FILE`      | registry/reconciler |
+| known Glue partition   | `PARTITION#{table}#{day}#{hour}`     | `PARTITION` | registry/reconciler |
+| raw processing record  | `RAW#{raw_bucket}/{raw_key}`         | `RAW`       | parser              |
+| reconciler state       | `RECONCILER`                         | `STATE`     | reconciler          |
+
+Only verified-file items carry `status`, so the GSI holds exactly the files and a query for
+`partition_pending` / `partition_failed` never reads the registered ones' partitions. The item
+attributes are documented in docs/data-contract.md.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PK: Final = "pk"
+SK: Final = "sk"
+STATUS_INDEX: Final = "status-index"
+STATUS_ATTR: Final = "status"
+STATUS_SORT_ATTR: Final = "updated_at"
+
+STATUS_REGISTERED: Final = "registered"
+STATUS_PARTITION_PENDING: Final = "partition_pending"
+STATUS_PARTITION_FAILED: Final = "partition_failed"
+FILE_STATUSES: Final = (STATUS_REGISTERED, STATUS_PARTITION_PENDING, STATUS_PARTITION_FAILED)
+
+
+def file_key(verified_key: str) -> dict[str, str]:
+    return {PK: f"FILE#{verified_key}", SK: "FILE"}
+
+
+def partition_key(table: str, day: str, hour: str) -> dict[str, str]:
+    return {PK: f"PARTITION#{table}#{day}#{hour}", SK: "PARTITION"}
+
+
+def raw_key(raw_bucket: str, raw_object_key: str) -> dict[str, str]:
+    return {PK: f"RAW#{raw_bucket}/{raw_object_key}", SK: "RAW"}
+
+
+def reconciler_state_key() -> dict[str, str]:
+    return {PK: "RECONCILER", SK: "STATE"}

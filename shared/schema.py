@@ -1,0 +1,275 @@
+"""The one definition of every record the pipeline stores.
+
+Each table is a tuple of `FieldSpec`s. Everything else is derived from these, never written twice:
+the pydantic models (`shared.models`), the Arrow schemas (`shared.arrow`, the only module here that
+imports pyarrow, so the ingester never loads it), the Glue/Hive column lists used by template.yaml
+(`glue_columns`) and JSON Schema for the API docs (`shared.models.json_schema`).
+`tests/unit/test_schema_agreement.py` proves the views agree field by field and type by type.
+
+Coercion policy (lossless only), applied by every view that validates:
+- int: a JSON integer, or a float with no fractional part (`87.0` -> 87). A string (`"87"`), a bool
+  (`true`) or a fractional float (`87.5`) is invalid.
+- float: a JSON number (int or float); NaN and infinities are invalid. Strings and bools are invalid.
+- bool: `true` / `false` only (`1`, `"true"` are invalid).
+- string / enum: a JSON string only (a number is not silently turned into text); enums are
+  case-sensitive.
+- timestamp: an RFC 3339 string (`T` or space, `z` or `Z`, any fraction digits, truncated to ms)
+  or integer epoch milliseconds; stored as UTC.
+- null equals absent for every optional field.
+- map<string,string> (`attributes`): an object whose values are scalars; strings stay as they are,
+  other scalars are stored as their JSON text (`3` -> `"3"`, `true` -> `"true"`), nulls are dropped,
+  nested objects/arrays are invalid.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+
+class Kind(enum.Enum):
+    """Logical type of a column; each view maps it to its own type system."""
+
+    STRING = "string"
+    INT = "int"  # int64 everywhere
+    INT32 = "int32"  # small bounded ints in OTLP rows (severity_number, flags, dropped count)
+    FLOAT = "float"  # float64
+    BOOL = "bool"
+    TIMESTAMP_MS = "timestamp_ms"
+    TIMESTAMP_US = "timestamp_us"
+    STRING_MAP = "map<string,string>"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: Kind
+    description: str
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] | None = None
+    default: object = None
+    # Set by the pipeline, not by the device: not part of the ingest model's validated input.
+    derived: bool = False
+
+
+class DeviceType(enum.StrEnum):
+    LOCK = "lock"
+    BRIDGE = "bridge"
+    VIDEO_DOORBELL = "video_doorbell"
+
+
+class Source(enum.StrEnum):
+    """Raw sources: the Firehose prefixes `raw/{source}/` and the quarantine `source=` values."""
+
+    JSON_TELEMETRY = "json_telemetry"
+    OTLP_LOGS = "otlp_logs"
+
+
+class Reason(enum.StrEnum):
+    """Quarantine reason codes (docs/data-contract.md)."""
+
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_DEVICE_TYPE = "unknown_device_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_VALUE = "invalid_value"
+    EVENT_TIME_OUT_OF_RANGE = "event_time_out_of_range"
+    RECORD_TOO_LARGE = "record_too_large"
+    CORRUPT_INPUT = "corrupt_input"
+
+
+#: The `type=` partition value of the OTLP logs table (device tables use the device type).
+OTLP_TYPE: Final = "otlp_logs"
+ALL_TYPES: Final[tuple[str, ...]] = (*(t.value for t in DeviceType), OTLP_TYPE)
+
+SCHEMA_VERSION: Final = 1
+
+# --- device telemetry ----------------------------------------------------------------------------
+
+ENVELOPE: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("event_id", Kind.STRING, "Unique id of the event, set by the device.", required=True,
+              min_length=1, max_length=128),
+    FieldSpec("device_id", Kind.STRING, "Id of the sending device.", required=True,
+              min_length=1, max_length=128),
+    FieldSpec("device_type", Kind.STRING, "Kind of device; selects the typed fields.", required=True,
+              choices=tuple(t.value for t in DeviceType)),
+    FieldSpec("event_name", Kind.STRING, "What happened, e.g. `bolt_changed`.", required=True,
+              min_length=1),
+    FieldSpec("event_time", Kind.TIMESTAMP_MS,
+              "When it happened: RFC 3339 string or epoch milliseconds; stored as UTC.", required=True),
+    FieldSpec("received_at", Kind.TIMESTAMP_MS,
+              "When the ingester accepted it (RFC 3339 UTC, ms); the raw object's arrival time when absent.",
+              derived=True),
+    FieldSpec("firmware_version", Kind.STRING, "Firmware the device runs."),
+    FieldSpec("schema_version", Kind.INT, "Version of the event schema the device speaks.",
+              minimum=1, default=1),
+    FieldSpec("attributes", Kind.STRING_MAP,
+              "Free-form scalars; non-string values stored as their JSON text, nulls dropped."),
+)
+
+_BATTERY = FieldSpec("battery_pct", Kind.INT, "Battery charge, percent.", minimum=0, maximum=100)
+_RSSI = FieldSpec("rssi_dbm", Kind.INT, "Radio signal strength, dBm.", minimum=-130, maximum=0)
+_WIFI_RSSI = FieldSpec("wifi_rssi_dbm", Kind.INT, "Wi-Fi signal strength, dBm.", minimum=-130, maximum=0)
+
+DEVICE_FIELDS: Final[Mapping[DeviceType, tuple[FieldSpec, ...]]] = {
+    DeviceType.LOCK: (
+        _BATTERY,
+        FieldSpec("bolt_state", Kind.STRING, "Bolt position.",
+                  choices=("locked", "unlocked", "jammed", "unknown")),
+        FieldSpec("door_state", Kind.STRING, "Door position.", choices=("open", "closed", "ajar", "unknown")),
+        FieldSpec("operation_source", Kind.STRING, "What operated the lock.",
+                  choices=("manual", "app", "keypad", "auto_lock", "voice", "remote", "unknown")),
+        _RSSI,
+        FieldSpec("temperature_c", Kind.FLOAT, "Internal temperature, degrees Celsius."),
+    ),
+    DeviceType.BRIDGE: (
+        _WIFI_RSSI,
+        FieldSpec("uptime_s", Kind.INT, "Seconds since boot.", minimum=0),
+        FieldSpec("connected_devices", Kind.INT, "Devices paired to the bridge.", minimum=0),
+        FieldSpec("cpu_pct", Kind.FLOAT, "CPU use, percent.", minimum=0, maximum=100),
+        FieldSpec("mem_free_kb", Kind.INT, "Free memory, KiB.", minimum=0),
+        FieldSpec("network_type", Kind.STRING, "Uplink.", choices=("wifi", "ethernet")),
+    ),
+    DeviceType.VIDEO_DOORBELL: (
+        _BATTERY,
+        _WIFI_RSSI,
+        FieldSpec("motion_detected", Kind.BOOL, "Motion seen in this event."),
+        FieldSpec("button_pressed", Kind.BOOL, "Doorbell button pressed."),
+        FieldSpec("stream_duration_s", Kind.FLOAT, "Length of the live stream, seconds.", minimum=0),
+        FieldSpec("video_bitrate_kbps", Kind.INT, "Stream bitrate, kbit/s.", minimum=0),
+        FieldSpec("night_mode", Kind.BOOL, "Infrared night mode on."),
+    ),
+}
+
+EXTRA: Final = FieldSpec(
+    "extra", Kind.STRING, "Unknown top-level fields as one JSON object string (never dropped).", derived=True
+)
+LINEAGE: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("source_key", Kind.STRING, "Raw object key this row came from.", required=True, derived=True),
+    FieldSpec("source_line", Kind.INT, "1-based line number in the raw object.", required=True,
+              derived=True),
+)
+
+# --- OTLP logs -----------------------------------------------------------------------------------
+
+OTLP_LOG_FIELDS: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("time", Kind.TIMESTAMP_US, "LogRecord.time_unix_nano as UTC (null when 0)."),
+    FieldSpec("observed_time", Kind.TIMESTAMP_US, "LogRecord.observed_time_unix_nano as UTC (null when 0)."),
+    FieldSpec("time_unix_nano", Kind.INT, "LogRecord.time_unix_nano exactly as sent."),
+    FieldSpec("severity_number", Kind.INT32, "SeverityNumber (0-24).", minimum=0, maximum=24),
+    FieldSpec("severity_text", Kind.STRING, "Severity as the source wrote it."),
+    FieldSpec("body", Kind.STRING, "Body; a non-string AnyValue as its OTLP JSON."),
+    FieldSpec("attributes", Kind.STRING_MAP, "Log attributes; non-string values as JSON."),
+    FieldSpec("resource_attributes", Kind.STRING_MAP, "Resource attributes; non-string values as JSON."),
+    FieldSpec("scope_name", Kind.STRING, "InstrumentationScope name."),
+    FieldSpec("scope_version", Kind.STRING, "InstrumentationScope version."),
+    FieldSpec("trace_id", Kind.STRING, "Trace id, 32 lowercase hex digits."),
+    FieldSpec("span_id", Kind.STRING, "Span id, 16 lowercase hex digits."),
+    FieldSpec("flags", Kind.INT, "LogRecord flags (W3C trace flags in the low byte)."),
+    FieldSpec("dropped_attributes_count", Kind.INT, "Attributes the SDK dropped."),
+    FieldSpec("event_name", Kind.STRING, "LogRecord.event_name."),
+    FieldSpec("service_name", Kind.STRING, "Resource attribute service.name."),
+    FieldSpec("device_id", Kind.STRING, "Resource attribute device.id, when present."),
+    FieldSpec("received_at", Kind.TIMESTAMP_US, "Arrival time of the raw object.", derived=True),
+)
+
+PARTITION_KEYS: Final[tuple[str, ...]] = ("day", "hour")
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str  # Glue table name
+    type_value: str  # the `type=` partition value under telemetry_flat/
+    fields: tuple[FieldSpec, ...]
+    description: str = ""
+    timestamp_kind: Kind = Kind.TIMESTAMP_MS
+    _by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate column in {self.name}: {names}")
+        self._by_name.update({f.name: f for f in self.fields})
+
+    def field(self, name: str) -> FieldSpec:
+        return self._by_name[name]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def location_prefix(self) -> str:
+        """Key prefix in the verified bucket (Glue table location without the bucket)."""
+        return f"telemetry_flat/type={self.type_value}/"
+
+
+def device_table(device_type: DeviceType) -> TableSpec:
+    return DEVICE_TABLES[device_type]
+
+
+def _device_table(device_type: DeviceType) -> TableSpec:
+    return TableSpec(
+        name=f"telemetry_{device_type.value}_flat",
+        type_value=device_type.value,
+        fields=(*ENVELOPE, *DEVICE_FIELDS[device_type], EXTRA, *LINEAGE),
+        description=f"Validated {device_type.value} telemetry, one row per event.",
+    )
+
+
+DEVICE_TABLES: Final[Mapping[DeviceType, TableSpec]] = {t: _device_table(t) for t in DeviceType}
+OTLP_TABLE: Final = TableSpec(
+    name="telemetry_otlp_logs_flat",
+    type_value=OTLP_TYPE,
+    fields=(*OTLP_LOG_FIELDS, *LINEAGE),
+    description="OpenTelemetry log records, one row per LogRecord.",
+    timestamp_kind=Kind.TIMESTAMP_US,
+)
+TABLES: Final[tuple[TableSpec, ...]] = (*DEVICE_TABLES.values(), OTLP_TABLE)
+TABLES_BY_TYPE: Final[Mapping[str, TableSpec]] = {t.type_value: t for t in TABLES}
+
+
+def known_field_names(device_type: DeviceType) -> frozenset[str]:
+    """Top-level names a device event of this type may carry; anything else goes to `extra`."""
+    return frozenset(f.name for f in (*ENVELOPE, *DEVICE_FIELDS[device_type]))
+
+
+# --- Glue / Hive view ----------------------------------------------------------------------------
+
+_GLUE_TYPES: Final[Mapping[Kind, str]] = {
+    Kind.STRING: "string",
+    Kind.INT: "bigint",
+    Kind.INT32: "int",
+    Kind.FLOAT: "double",
+    Kind.BOOL: "boolean",
+    Kind.TIMESTAMP_MS: "timestamp",
+    Kind.TIMESTAMP_US: "timestamp",
+    Kind.STRING_MAP: "map<string,string>",
+}
+
+
+def glue_type(kind: Kind) -> str:
+    return _GLUE_TYPES[kind]
+
+
+def glue_columns(table: TableSpec) -> list[dict[str, str]]:
+    """Glue `Columns` for a table (partition keys excluded), as template.yaml holds them."""
+    return [{"Name": f.name, "Type": glue_type(f.kind), "Comment": f.description[:255]} for f in table.fields]
+
+
+def glue_partition_keys() -> list[dict[str, str]]:
+    return [{"Name": key, "Type": "string"} for key in PARTITION_KEYS]
+
+
+def iter_all_fields() -> Iterable[tuple[TableSpec, FieldSpec]]:
+    for table in TABLES:
+        for spec in table.fields:
+            yield table, spec

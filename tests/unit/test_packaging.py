@@ -1,0 +1,28 @@
+"""Cold-start hygiene: handlers import with no environment and the ingester never loads pyarrow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HANDLERS = ["ingester.app", "parser.app", "registry.app", "reconciler.app"]
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_handler_imports_with_no_environment(module: str) -> None:
+    code = f"import {module}; assert callable({module}.handler)"
+    result = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ingester_does_not_import_pyarrow() -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ingester.app"],
+                            env=CLEAN_ENV, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "ingester.app" in imported
+    assert not {name for name in imported if name.split(".")[0] == "pyarrow"}
