@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order `signals --help` lists them in.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "signals.ops.status",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

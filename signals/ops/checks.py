@@ -1,0 +1,569 @@
+"""The checks behind `signals status`: each reads one part of the pipeline and judges it.
+
+A check returns `CheckResult`s (ok / warn / fail, the figure behind the verdict, and what to do
+about it). Checks read only; none consumes a queue message or changes an item. Thresholds are the
+module constants below, documented line by line in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared import registry_keys
+from shared.layout import META_ROWS, VERIFIED_ROOT, Partition
+from shared.schema import ALL_TYPES, OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
+from signals.env import Environment, Output
+from signals.ops.common import format_age, format_bytes, hour_label, list_objects, raw_hour_prefix
+
+# A raw object normally has its processing record within a minute or two of landing.
+RAW_UNPROCESSED_WARN: Final = timedelta(minutes=10)
+# The reconciler re-enqueues raw objects older than its 30-minute grace; past that plus a run or
+# two, nothing is going to process the object by itself.
+RAW_UNPROCESSED_FAIL: Final = timedelta(minutes=60)
+# Oldest message in a processing queue (CloudWatch ApproximateAgeOfOldestMessage).
+QUEUE_AGE_WARN: Final = timedelta(minutes=15)
+QUEUE_AGE_FAIL: Final = timedelta(hours=1)
+# Verified files without a registry item: the registry normally writes one within its batching
+# window; the reconciler registers lost ones after its 20-minute grace, on a 15-minute schedule.
+UNREGISTERED_WARN: Final = timedelta(minutes=10)
+UNREGISTERED_FAIL: Final = timedelta(minutes=50)
+# `partition_pending` items are retried by every reconciler run; older than two runs means retries fail.
+PENDING_WARN: Final = timedelta(minutes=30)
+# The reconciler runs every 15 minutes; one missed run is a warning, three are a failure.
+RECONCILER_INTERVAL: Final = timedelta(minutes=15)
+# Share of a source's records quarantined in the hour above which the quarantine line warns.
+QUARANTINE_WARN_RATIO: Final = 0.01
+# Quarantine files read per source and hour (each is read whole to count reasons).
+QUARANTINE_FILE_LIMIT: Final = 500
+
+SOURCE_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
+    Source.JSON_TELEMETRY.value: tuple(t.value for t in DeviceType),
+    Source.OTLP_LOGS.value: (OTLP_TYPE,),
+}
+
+# (label, queue output, DLQ output): the processing queues in data-flow order.
+QUEUES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("telemetry", Output.TELEMETRY_QUEUE_URL, Output.TELEMETRY_DLQ_URL),
+    ("otlp-logs", Output.OTLP_QUEUE_URL, Output.OTLP_DLQ_URL),
+    ("redrive", Output.REDRIVE_QUEUE_URL, Output.REDRIVE_DLQ_URL),
+    ("registry", Output.REGISTRY_QUEUE_URL, Output.REGISTRY_DLQ_URL),
+)
+
+
+class Level(enum.StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return (Level.OK, Level.WARN, Level.FAIL).index(self)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    level: Level
+    figure: str
+    action: str | None = None  # what to do, for warn and fail
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"check": self.check, "level": self.level.value, "figure": self.figure, "action": self.action,
+                "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class StatusContext:
+    env: Environment
+    hour: datetime  # start of the UTC hour the hour-based checks look at
+    now: datetime
+
+    @property
+    def partition(self) -> Partition:
+        return Partition.from_datetime(self.hour)
+
+
+@dataclass
+class HourFacts:
+    """What several checks need about the hour, listed once: raw and verified objects."""
+
+    raw: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # source -> raw objects
+    verified: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # type -> objects (+ "rows")
+
+
+def _age(ctx: StatusContext, moment: datetime) -> timedelta:
+    return ctx.now - moment.astimezone(UTC)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def gather_hour_facts(ctx: StatusContext) -> HourFacts:
+    s3 = ctx.env.client("s3")
+    raw_bucket = ctx.env.output(Output.RAW_BUCKET)
+    verified_bucket = ctx.env.output(Output.VERIFIED_BUCKET)
+    facts = HourFacts()
+    for source in SOURCE_TYPES:
+        facts.raw[source] = list(list_objects(s3, raw_bucket, raw_hour_prefix(source, ctx.hour)))
+
+    def rows_of(obj: dict[str, Any]) -> dict[str, Any]:
+        metadata = s3.head_object(Bucket=verified_bucket, Key=obj["Key"]).get("Metadata", {})
+        rows = metadata.get(META_ROWS)
+        return {**obj, "rows": int(rows) if rows is not None and rows.isdigit() else None,
+                "source_key": metadata.get("source-key")}
+
+    for type_value in ALL_TYPES:
+        prefix = f"{VERIFIED_ROOT}type={type_value}/{ctx.partition.path}/"
+        listed = [o for o in list_objects(s3, verified_bucket, prefix) if o["Key"].endswith(".parquet")]
+        with ThreadPoolExecutor(max_workers=8) as heads:
+            facts.verified[type_value] = list(heads.map(rows_of, listed))
+    return facts
+
+
+# --- raw -----------------------------------------------------------------------------------------
+
+def check_raw_arriving(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    results = []
+    for source, objects in facts.raw.items():
+        size = sum(int(o.get("Size", 0)) for o in objects)
+        details = {"objects": len(objects), "bytes": size, "prefix": raw_hour_prefix(source, ctx.hour)}
+        if not objects:
+            results.append(CheckResult(
+                f"raw arriving {source}", Level.WARN, f"no objects in {hour_label(ctx.hour)} (quiet source?)",
+                "check clients are sending and the ingester's 5xx rate; `signals verify` sends a canary",
+                details))
+            continue
+        last = max(o["LastModified"] for o in objects)
+        results.append(CheckResult(
+            f"raw arriving {source}", Level.OK,
+            f"{_n(len(objects), 'object')}, {format_bytes(size)}, "
+            f"last {format_age(_age(ctx, last).total_seconds())} ago",
+            details=details))
+    return results
+
+
+def check_raw_processed(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    raw_bucket = ctx.env.output(Output.RAW_BUCKET)
+    table = ctx.env.output(Output.REGISTRY_TABLE)
+    results = []
+    for source, objects in facts.raw.items():
+        if not objects:
+            continue
+        keys = [registry_keys.raw_key(raw_bucket, o["Key"]) for o in objects]
+        found = _batch_get_keys(ctx.env.client("dynamodb"), table, keys)
+        unprocessed = [o for o in objects if f"RAW#{raw_bucket}/{o['Key']}" not in found]
+        ages = [_age(ctx, o["LastModified"]) for o in unprocessed]
+        oldest = max(ages, default=timedelta(0))
+        details = {"objects": len(objects), "processed": len(objects) - len(unprocessed),
+                   "unprocessed_keys": [o["Key"] for o in unprocessed][:20],
+                   "oldest_unprocessed_s": oldest.total_seconds()}
+        figure = f"{len(objects) - len(unprocessed)}/{len(objects)} processed"
+        if unprocessed:
+            figure += f", {len(unprocessed)} without a processing record (oldest {format_age(oldest.total_seconds())})"
+        action = (f"look at the {source} processing queue and its DLQ; re-enqueue with "
+                  f"`signals redrive raw --source {source} --from {hour_label(ctx.hour)}`")
+        level = Level.OK
+        if oldest > RAW_UNPROCESSED_FAIL:
+            level = Level.FAIL
+        elif oldest > RAW_UNPROCESSED_WARN:
+            level = Level.WARN
+        results.append(CheckResult(f"raw processed {source}", level, figure,
+                                   action if level is not Level.OK else None, details))
+    return results
+
+
+def _batch_get_keys(dynamodb: Any, table: str, keys: Sequence[Mapping[str, str]]) -> set[str]:
+    """The `pk` values of those keys that exist (BatchGetItem, 100 per call, unprocessed retried)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table: {
+            "Keys": [{name: {"S": value} for name, value in key.items()} for key in keys[start:start + 100]],
+            "ProjectionExpression": "pk",
+        }}
+        for _attempt in range(8):
+            response = dynamodb.batch_get_item(RequestItems=request)
+            found.update(item["pk"]["S"] for item in response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise RuntimeError(f"{table}: BatchGetItem left keys unprocessed after 8 attempts")
+    return found
+
+
+# --- queues --------------------------------------------------------------------------------------
+
+def _queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _oldest_message_age(ctx: StatusContext, queue_name: str) -> float | None:
+    """CloudWatch's ApproximateAgeOfOldestMessage (seconds), or None where there is no metric.
+
+    Locally there is no CloudWatch data, and peeking at messages would count as a receive (and can
+    push a message toward its DLQ), so the local figure is honestly "n/a".
+    """
+    if ctx.env.endpoint_url is not None:
+        return None
+    response = ctx.env.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+        StartTime=ctx.now - timedelta(minutes=10), EndTime=ctx.now, Period=60, Statistics=["Maximum"],
+    )
+    points = sorted(response.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return float(points[-1]["Maximum"]) if points else None
+
+
+def _queue_depth(ctx: StatusContext, url: str) -> dict[str, int]:
+    attributes = ctx.env.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                      "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))}
+
+
+def check_queue(ctx: StatusContext, label: str, queue_output: str) -> list[CheckResult]:
+    url = ctx.env.output(queue_output)
+    name = _queue_name(url)
+    depth = _queue_depth(ctx, url)
+    age = _oldest_message_age(ctx, name)
+    age_text = ("oldest n/a (no CloudWatch metric locally)" if ctx.env.endpoint_url is not None
+                else "oldest n/a (no datapoint in 10m)" if age is None else f"oldest {format_age(age)}")
+    figure = f"depth {depth['visible']} ({depth['in_flight']} in flight), {age_text}"
+    level = Level.OK
+    if age is not None and age > QUEUE_AGE_FAIL.total_seconds():
+        level = Level.FAIL
+    elif age is not None and age > QUEUE_AGE_WARN.total_seconds():
+        level = Level.WARN
+    action = (f"consumer of {name} is behind or stopped: check the function's errors, throttles and "
+              "event source mapping") if level is not Level.OK else None
+    return [CheckResult(f"queue {label}", level, figure, action,
+                        {"queue": name, **depth, "oldest_age_s": age})]
+
+
+def check_dlq(ctx: StatusContext, label: str, dlq_output: str) -> list[CheckResult]:
+    url = ctx.env.output(dlq_output)
+    name = _queue_name(url)
+    depth = _queue_depth(ctx, url)
+    total = depth["visible"] + depth["in_flight"] + depth["delayed"]
+    if total == 0:
+        return [CheckResult(f"dlq {label}", Level.OK, "empty", details={"queue": name, **depth})]
+    return [CheckResult(
+        f"dlq {label}", Level.FAIL, f"{total} message(s) in {name}",
+        f"read the function's logs for why they failed, fix the cause, then `signals redrive dlq {name}`",
+        {"queue": name, **depth})]
+
+
+# --- verified and quarantine ---------------------------------------------------------------------
+
+def check_verified(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    results = []
+    for source, types in SOURCE_TYPES.items():
+        source_has_output = any(facts.verified.get(t) for t in types)
+        for type_value in types:
+            objects = facts.verified.get(type_value, [])
+            rows = sum(o["rows"] or 0 for o in objects)
+            without_rows = [o["Key"] for o in objects if o["rows"] is None]
+            details = {"files": len(objects), "rows": rows, "files_without_rows_metadata": without_rows[:20]}
+            name = f"verified {type_value}"
+            if objects and not without_rows:
+                results.append(CheckResult(name, Level.OK, f"{_n(len(objects), 'file')}, {_n(rows, 'row')}",
+                                           details=details))
+            elif without_rows:
+                results.append(CheckResult(
+                    name, Level.WARN, f"{_n(len(objects), 'file')}, {_n(rows, 'row')}; {len(without_rows)} "
+                    "without `rows` metadata", "these were not written by the parser's single PutObject; "
+                    "re-parse their raw objects with `signals redrive raw`", details))
+            elif facts.raw.get(source) and not source_has_output:
+                results.append(CheckResult(
+                    name, Level.WARN, f"no files, though {_n(len(facts.raw[source]), 'raw object')} arrived",
+                    "nothing from this source was verified: is everything quarantined (see below), or is "
+                    "the parser failing (queue and DLQ lines)?", details))
+            else:
+                results.append(CheckResult(name, Level.OK, "no files this hour", details=details))
+    return results
+
+
+def check_quarantine(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    s3 = ctx.env.client("s3")
+    bucket = ctx.env.output(Output.QUARANTINE_BUCKET)
+    results = []
+    for source, types in SOURCE_TYPES.items():
+        prefix = f"quarantine/source={source}/{ctx.partition.path}/"
+        files = list(list_objects(s3, bucket, prefix))
+        reasons: Counter[str] = Counter()
+        for obj in files[:QUARANTINE_FILE_LIMIT]:
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            for line in gzip.decompress(body).splitlines():
+                if line.strip():
+                    reasons[str(json.loads(line).get("reason", "unknown"))] += 1
+        records = sum(reasons.values())
+        rows = sum(o["rows"] or 0 for t in types for o in facts.verified.get(t, []))
+        ratio = records / (records + rows) if records else 0.0
+        by_reason = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common())
+        figure = "none" if not records else f"{records} records ({by_reason}), {ratio:.1%} of the hour's records"
+        if len(files) > QUARANTINE_FILE_LIMIT:
+            figure += f"; counted the first {QUARANTINE_FILE_LIMIT} of {len(files)} files"
+        level = Level.WARN if ratio > QUARANTINE_WARN_RATIO else Level.OK
+        action = (f"read samples: s3://{bucket}/{prefix} (each line has reason, errors, source key, "
+                  "line and the original)") if level is Level.WARN else None
+        results.append(CheckResult(f"quarantine {source}", level, figure, action,
+                                   {"files": len(files), "records": records, "reasons": dict(reasons),
+                                    "ratio": ratio}))
+    return results
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+def _query_status(ctx: StatusContext, status: str) -> list[dict[str, Any]]:
+    dynamodb = ctx.env.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("query").paginate(
+        TableName=ctx.env.output(Output.REGISTRY_TABLE), IndexName=registry_keys.STATUS_INDEX,
+        KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": registry_keys.STATUS_ATTR},
+        ExpressionAttributeValues={":s": {"S": status}},
+    ):
+        items.extend(page.get("Items", []))
+    return items
+
+
+def check_registry_failures(ctx: StatusContext) -> list[CheckResult]:
+    failed = _query_status(ctx, registry_keys.STATUS_PARTITION_FAILED)
+    pending = _query_status(ctx, registry_keys.STATUS_PARTITION_PENDING)
+
+    def oldest(items: list[dict[str, Any]]) -> timedelta:
+        times = [_parse_time(i.get("updated_at", {}).get("S", "")) for i in items]
+        return max((_age(ctx, t) for t in times if t is not None), default=timedelta(0))
+
+    def sample(items: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [{"verified_key": i.get("verified_key", {}).get("S", ""),
+                 "last_error": i.get("last_error", {}).get("S", "")} for i in items[:5]]
+
+    details = {"partition_failed": len(failed), "partition_pending": len(pending),
+               "failed_sample": sample(failed), "pending_sample": sample(pending)}
+    figure = f"{len(failed)} partition_failed, {len(pending)} partition_pending"
+    if pending:
+        figure += f" (oldest pending {format_age(oldest(pending).total_seconds())})"
+    if failed:
+        last_error = details["failed_sample"][0]["last_error"]  # type: ignore[index]
+        return [CheckResult("registry not registered", Level.FAIL, figure + (f"; last error: {last_error}"
+                                                                            if last_error else ""),
+                            "fix the Glue error (table missing? permissions?); the reconciler retries every "
+                            "15 min, or invoke it now", details)]
+    if pending and oldest(pending) > PENDING_WARN:
+        return [CheckResult("registry not registered", Level.WARN, figure,
+                            "partition creation keeps failing: check the registry/reconciler logs", details)]
+    return [CheckResult("registry not registered", Level.OK, figure, details=details)]
+
+
+def check_registry_hour(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    objects = [o for files in facts.verified.values() for o in files]
+    if not objects:
+        return [CheckResult("registry files this hour", Level.OK, "no verified files this hour")]
+    keys = [registry_keys.file_key(o["Key"]) for o in objects]
+    found = _batch_get_keys(ctx.env.client("dynamodb"), ctx.env.output(Output.REGISTRY_TABLE), keys)
+    missing = [o for o in objects if f"FILE#{o['Key']}" not in found]
+    oldest = max((_age(ctx, o["LastModified"]) for o in missing), default=timedelta(0))
+    figure = f"{len(objects) - len(missing)}/{len(objects)} verified files have a registry item"
+    if missing:
+        figure += f", {len(missing)} missing (oldest {format_age(oldest.total_seconds())})"
+    level = Level.FAIL if oldest > UNREGISTERED_FAIL else Level.WARN if oldest > UNREGISTERED_WARN else Level.OK
+    action = ("the registry queue's consumer is behind or its events were lost; check the registry queue "
+              "and DLQ; the reconciler registers lost files after its grace period") if level is not Level.OK else None
+    return [CheckResult("registry files this hour", level, figure, action,
+                        {"files": len(objects), "missing": [o["Key"] for o in missing][:20]})]
+
+
+def check_reconciler(ctx: StatusContext) -> list[CheckResult]:
+    interval = timedelta(seconds=float(ctx.env.extra.get("reconciler_interval_s", 0))) or RECONCILER_INTERVAL
+    response = ctx.env.client("dynamodb").get_item(
+        TableName=ctx.env.output(Output.REGISTRY_TABLE),
+        Key={name: {"S": value} for name, value in registry_keys.reconciler_state_key().items()},
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    last_run = _parse_time(item.get("last_run_at", {}).get("S", "")) if item else None
+    if last_run is None:
+        every = format_age(interval.total_seconds())
+        return [CheckResult("reconciler", Level.WARN, f"no run recorded (scheduled every {every})",
+                            "a new stack has not run it yet; otherwise check the EventBridge rule is enabled "
+                            "and the function's errors")]
+    age = _age(ctx, last_run)
+    summary = _plain(item.get("last_summary", {})) if item else {}
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.items())) if isinstance(summary, dict) else ""
+    figure = f"last run {format_age(age.total_seconds())} ago ({_iso(last_run)})"
+    if counts:
+        figure += f": {counts}"
+    level = Level.OK
+    if age > 3 * interval:
+        level = Level.FAIL
+    elif age > interval + min(interval / 3, timedelta(minutes=5)):
+        level = Level.WARN
+    action = ("check the EventBridge rule is enabled and the reconciler's errors/timeouts"
+              if level is not Level.OK else None)
+    return [CheckResult("reconciler", level, figure, action,
+                        {"last_run_at": _iso(last_run), "age_s": age.total_seconds(),
+                         "last_summary": summary})]
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value as plain JSON-able Python."""
+    def convert(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: convert(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [convert(v) for v in item]
+        if hasattr(item, "is_integer"):  # Decimal
+            return int(item) if item == item.to_integral_value() else float(item)
+        return item
+
+    return convert(TypeDeserializer().deserialize(dict(value))) if value else {}  # type: ignore[arg-type]
+
+
+# --- Glue ----------------------------------------------------------------------------------------
+
+def _expected_location(ctx: StatusContext, type_value: str) -> str:
+    return f"s3://{ctx.env.output(Output.VERIFIED_BUCKET)}/{TABLES_BY_TYPE[type_value].location_prefix}"
+
+
+def _same_location(actual: str, expected: str) -> bool:
+    return actual.rstrip("/") == expected.rstrip("/")
+
+
+def check_glue_tables(ctx: StatusContext) -> list[CheckResult]:
+    glue = ctx.env.client("glue")
+    database = ctx.env.output(Output.GLUE_DATABASE)
+    results = []
+    for type_value, spec in TABLES_BY_TYPE.items():
+        expected = _expected_location(ctx, type_value)
+        try:
+            table = glue.get_table(DatabaseName=database, Name=spec.name)["Table"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "EntityNotFoundException":
+                raise
+            results.append(CheckResult(f"glue table {spec.name}", Level.FAIL, f"missing from {database}",
+                                       "redeploy the stack (the table is a template resource)"))
+            continue
+        location = table.get("StorageDescriptor", {}).get("Location", "")
+        if _same_location(location, expected):
+            results.append(CheckResult(f"glue table {spec.name}", Level.OK, location))
+        else:
+            results.append(CheckResult(f"glue table {spec.name}", Level.FAIL, f"location {location!r}, expected "
+                                       f"{expected!r}", "Athena reads the wrong prefix: fix the table in "
+                                       "template.yaml and redeploy", {"location": location, "expected": expected}))
+    return results
+
+
+def check_glue_partitions(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
+    glue = ctx.env.client("glue")
+    dynamodb = ctx.env.client("dynamodb")
+    database = ctx.env.output(Output.GLUE_DATABASE)
+    registry_table = ctx.env.output(Output.REGISTRY_TABLE)
+    part = ctx.partition
+    results = []
+    for type_value, spec in TABLES_BY_TYPE.items():
+        files = len(facts.verified.get(type_value, []))
+        recorded = "Item" in dynamodb.get_item(
+            TableName=registry_table, ConsistentRead=True,
+            Key={n: {"S": v} for n, v in registry_keys.partition_key(spec.name, part.day, part.hour).items()})
+        try:
+            partition = glue.get_partition(DatabaseName=database, TableName=spec.name,
+                                           PartitionValues=part.values)["Partition"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "EntityNotFoundException":
+                raise
+            partition = None
+        name = f"partition {type_value}"
+        details = {"verified_files": files, "registry_partition_item": recorded, "in_glue": partition is not None}
+        if partition is None:
+            if files or recorded:
+                results.append(CheckResult(
+                    name, Level.FAIL, f"missing in Glue ({_n(files, 'verified file')}, registry "
+                    f"{'records' if recorded else 'does not record'} it): invisible to Athena",
+                    "the reconciler recreates registered partitions every 15 min; or invoke it now", details))
+            else:
+                results.append(CheckResult(name, Level.OK, "no data this hour, no partition", details=details))
+            continue
+        location = partition.get("StorageDescriptor", {}).get("Location", "")
+        expected = f"{_expected_location(ctx, type_value)}{part.path}/"
+        if not _same_location(location, expected):
+            results.append(CheckResult(name, Level.FAIL, f"location {location!r}, expected {expected!r}",
+                                       "delete the partition; the reconciler recreates it from the registry",
+                                       {**details, "location": location}))
+            continue
+        registered = "registered" if recorded else "not in the registry"
+        results.append(CheckResult(name, Level.OK, f"in Glue ({_n(files, 'verified file')}, {registered})",
+                                   details=details))
+    return results
+
+
+# --- running them --------------------------------------------------------------------------------
+
+Check = Callable[[], list[CheckResult]]
+
+
+def _guarded(name: str, check: Check) -> list[CheckResult]:
+    """A check that cannot run (access denied, missing output) is a failed line, not a crash."""
+    try:
+        return check()
+    except (ClientError, BotoCoreError, RuntimeError, KeyError, ValueError) as exc:
+        return [CheckResult(name, Level.FAIL, f"could not check: {exc}", "fix access to this resource first")]
+
+
+def run_checks(ctx: StatusContext, *, workers: int = 8) -> list[CheckResult]:
+    """Every check, in report order (data-flow order); independent reads run concurrently."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        facts_future = pool.submit(gather_hour_facts, ctx)
+
+        def on_hour(check: Callable[[StatusContext, HourFacts], list[CheckResult]]) -> Check:
+            return lambda: check(ctx, facts_future.result())
+
+        def on_ctx(check: Callable[..., list[CheckResult]], *args: Any) -> Check:
+            return lambda: check(ctx, *args)
+
+        plan: list[tuple[str, Check]] = [
+            ("raw arriving", on_hour(check_raw_arriving)),
+            ("raw processed", on_hour(check_raw_processed)),
+            *((f"queue {label}", on_ctx(check_queue, label, queue)) for label, queue, _ in QUEUES),
+            *((f"dlq {label}", on_ctx(check_dlq, label, dlq)) for label, _, dlq in QUEUES),
+            ("verified", on_hour(check_verified)),
+            ("quarantine", on_hour(check_quarantine)),
+            ("registry not registered", on_ctx(check_registry_failures)),
+            ("registry hour", on_hour(check_registry_hour)),
+            ("glue tables", on_ctx(check_glue_tables)),
+            ("partitions", on_hour(check_glue_partitions)),
+            ("reconciler", on_ctx(check_reconciler)),
+        ]
+        # The facts listing runs first in the pool, and the checks waiting on it never hold it up.
+        futures = [pool.submit(_guarded, name, check) for name, check in plan]
+        return [result for future in futures for result in future.result()]
+
+
+def worst(results: Iterable[CheckResult]) -> Level:
+    return max((r.level for r in results), key=lambda level: level.rank, default=Level.OK)

@@ -1,0 +1,177 @@
+"""A hand-built pipeline in moto: the resources `signals status/redrive` read, wired like the stack's.
+
+No functions run here; tests put objects and items in place as the pipeline would, then break one
+thing at a time and read the status lines.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+from moto import mock_aws
+
+from shared import registry_keys
+from shared.layout import Partition, verified_key
+from shared.schema import TABLES, glue_columns, glue_partition_keys
+from signals.env import Environment, Output
+
+RAW = "test-signal-data-lake-raw"
+VERIFIED = "test-verified-parquet-v2-abc"
+QUARANTINE = "test-parquet-output-simple-quarantine-abc"
+TABLE = "test-tps-telemetry-file-registry-v2"
+DATABASE = "telemetry-parser-db"
+
+QUEUE_OUTPUTS = {
+    "telemetry-processing-queue": (Output.TELEMETRY_QUEUE_URL, Output.TELEMETRY_DLQ_URL),
+    "otlp-logs-processing-queue": (Output.OTLP_QUEUE_URL, Output.OTLP_DLQ_URL),
+    "telemetry-processing-redrive-queue": (Output.REDRIVE_QUEUE_URL, Output.REDRIVE_DLQ_URL),
+    "telemetry-registry-queue": (Output.REGISTRY_QUEUE_URL, Output.REGISTRY_DLQ_URL),
+}
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    serializer = TypeSerializer()
+    return {name: serializer.serialize(value) for name, value in values.items()}
+
+
+@dataclass
+class Pipeline:
+    """The env plus helpers that do what a healthy pipeline would have done."""
+
+    env: Environment
+
+    @property
+    def s3(self) -> Any:
+        return self.env.client("s3")
+
+    @property
+    def sqs(self) -> Any:
+        return self.env.client("sqs")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.env.client("dynamodb")
+
+    @property
+    def glue(self) -> Any:
+        return self.env.client("glue")
+
+    def put_raw(self, source: str, hour: datetime, name: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        key = f"raw/{source}/{hour:%Y/%m/%d/%H}/{name}.gz"
+        body = gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+        etag = self.s3.put_object(Bucket=RAW, Key=key, Body=body)["ETag"].strip('"')
+        return {"key": key, "etag": etag, "size": len(body)}
+
+    def record_processed(self, raw_object_key: str, outputs: list[str]) -> None:
+        self.dynamodb.put_item(TableName=TABLE, Item=_item({
+            **registry_keys.raw_key(RAW, raw_object_key), "item_type": "raw", "raw_bucket": RAW,
+            "raw_key": raw_object_key, "source": raw_object_key.split("/")[1], "outputs": outputs,
+            "processed_at": datetime.now(UTC).isoformat(),
+        }))
+
+    def put_verified(self, type_value: str, partition: Partition, name: str, rows: int, source_key: str) -> str:
+        key = verified_key(type_value, partition, name)
+        self.s3.put_object(Bucket=VERIFIED, Key=key, Body=b"PAR1-not-really", Metadata={
+            "rows": str(rows), "schema-version": "1", "source-key": source_key, "type": type_value})
+        return key
+
+    def register_file(self, key: str, type_value: str, partition: Partition, rows: int, *,
+                      status: str = registry_keys.STATUS_REGISTERED, last_error: str = "") -> None:
+        table = next(t.name for t in TABLES if t.type_value == type_value)
+        now = datetime.now(UTC).isoformat()
+        self.dynamodb.put_item(TableName=TABLE, Item=_item({
+            **registry_keys.file_key(key), "item_type": "file", "verified_key": key, "type": type_value,
+            "table": table, "day": partition.day, "hour": partition.hour, "rows": rows, "status": status,
+            "attempts": 1, "last_error": last_error, "created_at": now, "updated_at": now,
+        }))
+
+    def add_partition(self, type_value: str, partition: Partition, *, in_registry: bool = True,
+                      in_glue: bool = True) -> None:
+        table = next(t for t in TABLES if t.type_value == type_value)
+        if in_registry:
+            self.dynamodb.put_item(TableName=TABLE, Item=_item({
+                **registry_keys.partition_key(table.name, partition.day, partition.hour), "item_type": "partition",
+                "table": table.name, "day": partition.day, "hour": partition.hour,
+            }))
+        if in_glue:
+            location = f"s3://{VERIFIED}/{table.location_prefix}{partition.path}/"
+            self.glue.create_partition(DatabaseName=DATABASE, TableName=table.name, PartitionInput={
+                "Values": partition.values, "StorageDescriptor": {"Location": location}})
+
+    def deliver(self, type_value: str, partition: Partition, name: str, rows: int, raw_object_key: str) -> str:
+        """A verified file the way the whole pipeline leaves it: written, registered, partitioned."""
+        key = self.put_verified(type_value, partition, name, rows, raw_object_key)
+        self.register_file(key, type_value, partition, rows)
+        table = next(t for t in TABLES if t.type_value == type_value)
+        known = self.dynamodb.get_item(TableName=TABLE, Key=_item(
+            registry_keys.partition_key(table.name, partition.day, partition.hour)))
+        if "Item" not in known:
+            self.add_partition(type_value, partition)
+        return key
+
+    def put_quarantine(self, source: str, partition: Partition, name: str, reasons: list[str]) -> None:
+        lines = [json.dumps({"reason": r, "errors": [], "source_key": "raw/x", "line": i + 1, "original": "{}"})
+                 for i, r in enumerate(reasons)]
+        self.s3.put_object(Bucket=QUARANTINE, Key=f"quarantine/source={source}/{partition.path}/{name}.jsonl.gz",
+                           Body=gzip.compress("\n".join(lines).encode() + b"\n"))
+
+    def reconciler_ran(self, at: datetime) -> None:
+        self.dynamodb.put_item(TableName=TABLE, Item=_item({
+            **registry_keys.reconciler_state_key(), "last_run_at": at.isoformat().replace("+00:00", "Z"),
+            "last_summary": {"partitions_retried": 0, "raw_redriven": 0},
+        }))
+
+    def queue_url(self, output: str) -> str:
+        return self.env.output(output)
+
+
+def _create_resources(session: boto3.Session) -> dict[str, str]:
+    s3 = session.client("s3")
+    for bucket in (RAW, VERIFIED, QUARANTINE):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    sqs = session.client("sqs")
+    outputs = {Output.RAW_BUCKET: RAW, Output.VERIFIED_BUCKET: VERIFIED, Output.QUARANTINE_BUCKET: QUARANTINE,
+               Output.REGISTRY_TABLE: TABLE, Output.GLUE_DATABASE: DATABASE}
+    for name, (queue_output, dlq_output) in QUEUE_OUTPUTS.items():
+        dlq_url = sqs.create_queue(QueueName=f"{name}_dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(QueueName=name, Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+            "VisibilityTimeout": "30"})["QueueUrl"]
+        outputs[queue_output], outputs[dlq_output] = queue_url, dlq_url
+    session.client("dynamodb").create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "status", "updated_at")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": registry_keys.STATUS_INDEX,
+            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
+                          {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    )
+    glue = session.client("glue")
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    for table in TABLES:
+        glue.create_table(DatabaseName=DATABASE, TableInput={
+            "Name": table.name, "TableType": "EXTERNAL_TABLE", "PartitionKeys": glue_partition_keys(),
+            "StorageDescriptor": {"Columns": glue_columns(table),
+                                  "Location": f"s3://{VERIFIED}/{table.location_prefix}"},
+        })
+    return outputs
+
+
+@pytest.fixture
+def pipeline() -> Iterator[Pipeline]:
+    with mock_aws():
+        session = boto3.Session(region_name="us-west-2")
+        outputs = _create_resources(session)
+        yield Pipeline(Environment(name="test", session=session, outputs=outputs))

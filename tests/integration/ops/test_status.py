@@ -1,0 +1,208 @@
+"""`signals status` against a hand-built pipeline in moto: healthy first, then one fault at a time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import registry_keys
+from shared.layout import Partition
+from signals.env import Output
+from signals.ops import status
+from signals.ops.checks import CheckResult, Level, StatusContext, run_checks
+from tests.integration.ops.conftest import Pipeline
+
+NOW = datetime.now(UTC)
+HOUR = NOW.replace(minute=0, second=0, microsecond=0)
+PART = Partition.from_datetime(HOUR)
+
+
+def healthy(pipeline: Pipeline) -> dict[str, str]:
+    """One hour of both sources, fully processed, registered and partitioned; a recent reconciler run."""
+    raw_telemetry = pipeline.put_raw("json_telemetry", HOUR, "telemetry-1", [{"device_type": "lock"}] * 3)
+    raw_otlp = pipeline.put_raw("otlp_logs", HOUR, "otlp-1", [{"resourceLogs": []}])
+    lock = pipeline.deliver("lock", PART, "a" * 32, 2, raw_telemetry["key"])
+    bridge = pipeline.deliver("bridge", PART, "a" * 32, 1, raw_telemetry["key"])
+    logs = pipeline.deliver("otlp_logs", PART, "b" * 32, 4, raw_otlp["key"])
+    pipeline.record_processed(raw_telemetry["key"], [lock, bridge])
+    pipeline.record_processed(raw_otlp["key"], [logs])
+    pipeline.reconciler_ran(NOW - timedelta(minutes=4))
+    return {"raw_telemetry": raw_telemetry["key"], "lock": lock}
+
+
+def check(results: list[CheckResult], name: str) -> CheckResult:
+    matching = [r for r in results if r.check == name]
+    assert len(matching) == 1, f"{name!r} not in {[r.check for r in results]}"
+    return matching[0]
+
+
+def statuses(pipeline: Pipeline, now: datetime = NOW) -> list[CheckResult]:
+    return run_checks(StatusContext(pipeline.env, HOUR, now))
+
+
+def test_healthy_pipeline_is_all_ok_with_its_figures(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    results = statuses(pipeline)
+    assert [r for r in results if r.level is not Level.OK] == []
+    assert check(results, "raw arriving json_telemetry").figure.startswith("1 object,")
+    assert check(results, "raw processed otlp_logs").figure == "1/1 processed"
+    assert check(results, "verified lock").figure == "1 file, 2 rows"
+    assert check(results, "verified otlp_logs").figure == "1 file, 4 rows"
+    assert check(results, "verified video_doorbell").figure == "no files this hour"
+    assert check(results, "partition lock").figure == "in Glue (1 verified file, registered)"
+    assert check(results, "registry files this hour").figure == "3/3 verified files have a registry item"
+    assert check(results, "reconciler").figure.startswith("last run 4m ago")
+    assert {r.check for r in results} >= {"queue telemetry", "queue otlp-logs", "queue redrive", "queue registry",
+                                          "dlq telemetry", "dlq otlp-logs", "dlq redrive", "dlq registry",
+                                          "glue table telemetry_lock_flat", "quarantine json_telemetry"}
+
+
+def test_quiet_source_warns_and_does_not_fail(pipeline: Pipeline) -> None:
+    pipeline.reconciler_ran(NOW)
+    results = statuses(pipeline)
+    quiet = check(results, "raw arriving otlp_logs")
+    assert quiet.level is Level.WARN
+    assert "quiet" in quiet.figure
+    assert all(r.level is not Level.FAIL for r in results)
+
+
+def test_message_in_a_dlq_fails_its_line(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.sqs.send_message(QueueUrl=pipeline.queue_url(Output.REGISTRY_DLQ_URL), MessageBody="{}")
+    results = statuses(pipeline)
+    line = check(results, "dlq registry")
+    assert line.level is Level.FAIL
+    assert line.figure == "1 message(s) in telemetry-registry-queue_dlq"
+    assert line.action is not None
+    assert "signals redrive dlq telemetry-registry-queue_dlq" in line.action
+    assert check(results, "dlq telemetry").level is Level.OK
+
+
+def test_missing_glue_partition_fails_its_line(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.glue.delete_partition(DatabaseName="telemetry-parser-db", TableName="telemetry_lock_flat",
+                                   PartitionValues=PART.values)
+    results = statuses(pipeline)
+    line = check(results, "partition lock")
+    assert line.level is Level.FAIL
+    assert "missing in Glue" in line.figure
+    assert "1 verified file" in line.figure
+    assert check(results, "partition bridge").level is Level.OK
+
+
+def test_partition_failed_item_fails_the_registry_line(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    key = pipeline.put_verified("video_doorbell", PART, "c" * 32, 7, "raw/json_telemetry/x.gz")
+    pipeline.register_file(key, "video_doorbell", PART, 7, status=registry_keys.STATUS_PARTITION_FAILED,
+                           last_error="AccessDeniedException: glue:BatchCreatePartition")
+    line = check(statuses(pipeline), "registry not registered")
+    assert line.level is Level.FAIL
+    assert line.figure.startswith("1 partition_failed, 0 partition_pending")
+    assert "AccessDeniedException" in line.figure
+    assert line.details["failed_sample"][0]["verified_key"] == key
+
+
+def test_old_partition_pending_warns_young_one_is_ok(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    key = pipeline.put_verified("bridge", PART, "d" * 32, 1, "raw/json_telemetry/y.gz")
+    pipeline.register_file(key, "bridge", PART, 1, status=registry_keys.STATUS_PARTITION_PENDING)
+    assert check(statuses(pipeline), "registry not registered").level is Level.OK
+    later = NOW + timedelta(minutes=45)
+    assert check(statuses(pipeline, now=later), "registry not registered").level is Level.WARN
+
+
+def test_raw_object_never_processed_warns_then_fails_with_age(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    stuck = pipeline.put_raw("json_telemetry", HOUR, "telemetry-2", [{"device_type": "lock"}])
+    assert check(statuses(pipeline), "raw processed json_telemetry").level is Level.OK  # still in flight
+    warn = check(statuses(pipeline, now=NOW + timedelta(minutes=20)), "raw processed json_telemetry")
+    assert warn.level is Level.WARN
+    fail = check(statuses(pipeline, now=NOW + timedelta(minutes=90)), "raw processed json_telemetry")
+    assert fail.level is Level.FAIL
+    assert fail.figure.startswith("1/2 processed, 1 without a processing record")
+    assert fail.details["unprocessed_keys"] == [stuck["key"]]
+    assert fail.action is not None
+    assert "signals redrive raw --source json_telemetry" in fail.action
+
+
+def test_verified_file_without_registry_item_turns_from_warn_to_fail(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.put_verified("lock", PART, "e" * 32, 3, "raw/json_telemetry/z.gz")
+    assert check(statuses(pipeline, now=NOW + timedelta(minutes=20)), "registry files this hour").level is Level.WARN
+    line = check(statuses(pipeline, now=NOW + timedelta(minutes=60)), "registry files this hour")
+    assert line.level is Level.FAIL
+    assert line.figure.startswith("3/4 verified files have a registry item, 1 missing")
+
+
+def test_glue_table_at_the_wrong_location_fails(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    table = pipeline.glue.get_table(DatabaseName="telemetry-parser-db", Name="telemetry_bridge_flat")["Table"]
+    pipeline.glue.update_table(DatabaseName="telemetry-parser-db", TableInput={
+        "Name": table["Name"], "PartitionKeys": table["PartitionKeys"],
+        "StorageDescriptor": {**table["StorageDescriptor"], "Location": "s3://elsewhere/telemetry_flat/type=bridge/"},
+    })
+    line = check(statuses(pipeline), "glue table telemetry_bridge_flat")
+    assert line.level is Level.FAIL
+    assert "s3://elsewhere/" in line.figure
+
+
+def test_reconciler_that_stopped_running_warns_then_fails(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    assert check(statuses(pipeline, now=NOW + timedelta(minutes=20)), "reconciler").level is Level.WARN
+    assert check(statuses(pipeline, now=NOW + timedelta(minutes=60)), "reconciler").level is Level.FAIL
+
+
+def test_quarantine_counts_per_reason_and_warns_above_one_percent(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.put_quarantine("json_telemetry", PART, "f" * 32, ["invalid_value", "missing_field", "invalid_value"])
+    line = check(statuses(pipeline), "quarantine json_telemetry")
+    assert line.level is Level.WARN
+    assert line.details["reasons"] == {"invalid_value": 2, "missing_field": 1}
+    assert line.figure.startswith("3 records (invalid_value 2, missing_field 1), 50.0%")
+    assert check(statuses(pipeline), "quarantine otlp_logs").figure == "none"
+
+
+def test_unreadable_resource_is_a_failed_line_not_a_crash(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.sqs.delete_queue(QueueUrl=pipeline.queue_url(Output.OTLP_DLQ_URL))
+    line = check(statuses(pipeline), "dlq otlp-logs")
+    assert line.level is Level.FAIL
+    assert line.figure.startswith("could not check:")
+
+
+def test_command_exit_code_text_and_json(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    healthy(pipeline)
+    monkeypatch.setattr(status, "environment_from_args", lambda _args: pipeline.env)
+    parser = _parser()
+    assert status.run(parser.parse_args(["status", "--hour", HOUR.strftime("%Y-%m-%dT%H")])) == 0
+    text = capsys.readouterr().out
+    assert f"hour={HOUR:%Y-%m-%dT%H} UTC" in text
+    assert "\033[" not in text  # no colour when stdout is not a terminal
+    assert text.rstrip().endswith("0 fail")
+
+    pipeline.sqs.send_message(QueueUrl=pipeline.queue_url(Output.TELEMETRY_DLQ_URL), MessageBody="{}")
+    assert status.run(parser.parse_args(["status", "--json"])) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["result"] == "fail"
+    assert report["counts"]["fail"] == 1
+    dlq = next(c for c in report["checks"] if c["check"] == "dlq telemetry")
+    assert dlq["level"] == "fail"
+    assert dlq["details"]["visible"] == 1
+
+
+def test_hour_argument_must_reach_the_hour() -> None:
+    parser = _parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["status", "--hour", "2026-11-25"])
+    args = parser.parse_args(["status", "--hour", "2026-11-25T19:45+02:00"])
+    assert args.hour == datetime(2026, 11, 25, 17, 45, tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signals")
+    status.register(parser.add_subparsers())
+    return parser
