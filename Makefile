@@ -33,3 +33,47 @@ demo: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+
+# --- deployment (docs/deploy.md) -----------------------------------------------------------------
+TOOLS := .venv-tools
+SAM := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+
+.PHONY: template-check artifacts lock build-IngesterFunction build-ParserFunction build-RegistryFunction build-ReconcilerFunction
+
+# aws-sam-cli and checkov pin their own boto3 and friends, so each gets a virtualenv of its own.
+$(SAM):
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/python -m pip install --quiet "aws-sam-cli>=1.140,<2"
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
+# Glue columns vs shared.schema, cfn-lint, sam validate --lint, checkov (skips justified in template.yaml).
+template-check: install $(SAM) $(CHECKOV)
+	$(PY) -m deploy.glue_columns --check
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region us-west-2 --template template.yaml
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# Exact pins per function for python3.13 arm64, from pyproject.toml (deploy/locks/).
+lock: install
+	$(PY) -m deploy.build lock
+
+# Zipped artifacts of all four functions with a size report (build/lambda/).
+artifacts: install
+	$(PY) -m deploy.build all --out build/lambda
+
+# Called by `sam build` (BuildMethod: makefile) with ARTIFACTS_DIR set; standard library only.
+build-IngesterFunction:
+	$(PYTHON) -m deploy.build build ingester --out "$(ARTIFACTS_DIR)"
+
+build-ParserFunction:
+	$(PYTHON) -m deploy.build build parser --out "$(ARTIFACTS_DIR)"
+
+build-RegistryFunction:
+	$(PYTHON) -m deploy.build build registry --out "$(ARTIFACTS_DIR)"
+
+build-ReconcilerFunction:
+	$(PYTHON) -m deploy.build build reconciler --out "$(ARTIFACTS_DIR)"
