@@ -161,6 +161,7 @@ class Reconciler:
     def _restore_tables(self, counts: Counter[str]) -> None:
         """A dropped table is recreated from the shared schema (its partitions by repair 3)."""
         for table in TABLES:
+            self._catalog.forget_table(table.name)  # a warm run must see a table dropped since the last one
             try:
                 self._catalog.table(table.name)
             except TableMissing:

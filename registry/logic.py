@@ -322,6 +322,7 @@ class Registrar:
             self._log.warning("Glue unavailable; files stay pending", extra={"table": table, "error": str(exc)})
             return dict.fromkeys(partitions, PartitionOutcome(rk.STATUS_PARTITION_PENDING, f"glue unavailable: {exc}"))
         except TableMissing as exc:
+            self.catalog.forget_table(table)  # read it again once the reconciler has recreated it
             return dict.fromkeys(partitions, PartitionOutcome(rk.STATUS_PARTITION_FAILED, f"table missing: {exc}"))
         except (ClientError, ValueError) as exc:
             message = f"{error_code(exc)}: {exc}"
