@@ -5,8 +5,11 @@ handler over another environment mapping, boto3 clients or record sink (the loca
 Configuration is read on the first request, not at import. The API key is enforced by API Gateway
 (and by the local stack's HTTP front), not here.
 
-Cold start: this module loads boto3, Powertools and orjson; pydantic (configuration) loads on the
-first request and protobuf only on the first protobuf request to /v1/logs. It never loads pyarrow.
+Cold start: this module loads boto3, Powertools (Logger, Metrics, the event handler) and orjson;
+pydantic (configuration) loads on the first request and protobuf only on the first protobuf request
+to /v1/logs. It never loads pyarrow. It does not use the Powertools Tracer: constructing one imports
+the X-Ray SDK, which builds two botocore clients at import (as long as boto3's own import again,
+bench/ingester_import.py). Lambda active tracing still records each invocation without it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -27,12 +31,15 @@ from botocore.config import Config
 from ingester.firehose import FirehoseSink, FirehoseWriter, RecordSink
 from ingester.service import Ingester, Outcome, Reply, Request, retry_deadline
 from shared.aws import Clients
-from shared.observability import METRICS_NAMESPACE, observability
+from shared.observability import METRICS_NAMESPACE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger, metrics, tracer = observability("ingester")
+SERVICE = "ingester"
+# shared.observability's Logger and Metrics, without its Tracer (see the module docstring).
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 #: The writer retries by itself within its budget, so each Firehose call gives up early.
 FIREHOSE_CLIENT_CONFIG = Config(
@@ -113,7 +120,6 @@ def build_handler(
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     @metrics.log_metrics
-    @tracer.capture_lambda_handler
     def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ingester()  # a missing or bad variable fails here, naming it
         return resolver.resolve(event, context)
@@ -150,7 +156,7 @@ def _record(outcome: Outcome, status: int) -> None:
     for reason, count in outcome.rejected.items():
         with single_metric(name=f"Rejected{unit}ByReason", unit=MetricUnit.Count, value=count,
                            namespace=METRICS_NAMESPACE,
-                           default_dimensions={"service": "ingester", "reason": reason}):
+                           default_dimensions={"service": SERVICE, "reason": reason}):
             pass
     write = outcome.write
     if write is not None:
