@@ -148,3 +148,13 @@ def test_reconciler_configuration_names_the_missing_variable() -> None:
     with pytest.raises(ConfigError, match="REDRIVE_QUEUE_URL"):
         load(ReconcilerConfig, {"REGISTRY_TABLE": "tbl", "GLUE_DATABASE": "db", "VERIFIED_BUCKET": "ver",
                                 "RAW_BUCKET": "raw"})
+
+
+def test_handlers_import_and_build_without_environment_or_aws() -> None:
+    import reconciler.app  # noqa: PLC0415
+    import registry.app  # noqa: PLC0415
+
+    assert callable(registry.app.build_handler({}))
+    assert callable(reconciler.app.build_handler({}))
+    with pytest.raises(ConfigError, match="REGISTRY_TABLE"):
+        reconciler.app.build_handler({})({}, None)
