@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Order is the order `signals --help` lists them in.
 COMMAND_MODULES: tuple[str, ...] = (
     "signals.ops.status",
+    "signals.ops.verify",
     "signals.ops.redrive",
 )
 

@@ -1,0 +1,153 @@
+"""`signals verify`'s follower against moto: the pipeline's steps done by hand, one stage at a time.
+
+The API leg and the real pipeline are covered end to end in tests/e2e/ops against the local stack.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shared import registry_keys
+from shared.layout import output_name, verified_key
+from signals.env import Environment, Output
+from signals.ops import verify
+from tests.integration.ops.conftest import RAW, VERIFIED, Pipeline
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _land_raw(pipeline: Pipeline, canaries: list[verify.Canary]) -> dict[str, dict[str, str]]:
+    """What the ingester and Firehose would write: one raw object per source holding its canaries."""
+    landed = {}
+    for source in ("json_telemetry", "otlp_logs"):
+        lines = [json.dumps({"event_id": c.marker, "device_type": c.type_value}) for c in canaries
+                 if c.source == source]
+        key = f"raw/{source}/{canaries[0].event_time:%Y/%m/%d/%H}/stream-1-canary.gz"
+        etag = pipeline.s3.put_object(Bucket=RAW, Key=key, Body=gzip.compress("\n".join(lines).encode()))["ETag"]
+        landed[source] = {"key": key, "etag": etag.strip('"')}
+    return landed
+
+
+def _parse(pipeline: Pipeline, canary: verify.Canary, raw: dict[str, str], *, marker: str | None = None) -> str:
+    """What the parser would write: the deterministic verified file with the canary's row."""
+    column = "body" if canary.type_value == "otlp_logs" else "event_id"
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({column: [marker or canary.marker, "other"]}), buffer)
+    key = verified_key(canary.type_value, canary.partition, output_name(RAW, raw["key"], raw["etag"]))
+    pipeline.s3.put_object(Bucket=VERIFIED, Key=key, Body=buffer.getvalue(),
+                           Metadata={"rows": "2", "source-key": raw["key"], "type": canary.type_value})
+    return key
+
+
+def _follow(pipeline: Pipeline, canaries: list[verify.Canary], timeout_s: float = 10.0) -> None:
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock)
+    verify.follow(follower, timeout_s, 1.0, sleep=clock.sleep)
+
+
+def test_follows_every_canary_to_glue(pipeline: Pipeline) -> None:
+    canaries = verify.make_canaries("run1", datetime.now(UTC))
+    assert [c.type_value for c in canaries] == ["lock", "bridge", "video_doorbell", "otlp_logs"]
+    raw = _land_raw(pipeline, canaries)
+    for canary in canaries:
+        key = _parse(pipeline, canary, raw[canary.source])
+        pipeline.register_file(key, canary.type_value, canary.partition, 2)
+        pipeline.add_partition(canary.type_value, canary.partition)
+    _follow(pipeline, canaries)
+    assert all(set(c.reached) == set(verify.STAGES) for c in canaries)
+    assert canaries[0].raw_key == raw["json_telemetry"]["key"]
+    assert canaries[3].verified_key is not None
+    assert canaries[3].verified_key.startswith("telemetry_flat/type=otlp_logs/")
+    out = io.StringIO()
+    verify.render(canaries, out)
+    assert out.getvalue().splitlines()[0].split() == ["canary", "raw", "verified", "registry", "glue"]
+
+
+@pytest.mark.parametrize("broken", ["raw", "verified", "registry", "glue"])
+def test_names_the_first_stage_a_canary_did_not_reach(pipeline: Pipeline, broken: str) -> None:
+    canaries = verify.make_canaries("run2", datetime.now(UTC))
+    if broken != "raw":
+        raw = _land_raw(pipeline, canaries)
+        for canary in canaries:
+            # A verified file from the same raw object, but without this canary's row, is not enough.
+            key = _parse(pipeline, canary, raw[canary.source], marker="someone-else" if broken == "verified" else None)
+            status = registry_keys.STATUS_PARTITION_FAILED if broken == "registry" else registry_keys.STATUS_REGISTERED
+            pipeline.register_file(key, canary.type_value, canary.partition, 2, status=status)
+            if broken != "glue":
+                pipeline.add_partition(canary.type_value, canary.partition)
+    with pytest.raises(verify.VerifyFailed) as failure:
+        _follow(pipeline, canaries)
+    assert failure.value.stage == broken
+    assert f"stage {broken} not reached within 10s by: lock, bridge, video_doorbell, otlp_logs" in str(failure.value)
+    if broken == "registry":
+        assert "registry status now: partition_failed" in str(failure.value)
+
+
+def test_raw_objects_from_before_the_send_are_not_read(pipeline: Pipeline) -> None:
+    canaries = verify.make_canaries("run3", datetime(2030, 1, 1, tzinfo=UTC))  # "sent" long after this object
+    _land_raw(pipeline, canaries)
+    with pytest.raises(verify.VerifyFailed) as failure:
+        _follow(pipeline, canaries)
+    assert failure.value.stage == "raw"
+
+
+def _api(pipeline: Pipeline) -> tuple[Any, str]:
+    apigateway = pipeline.env.client("apigateway")
+    api_id = apigateway.create_rest_api(name="telemetry-signals-ingester-api")["id"]
+    other = apigateway.create_rest_api(name="another-api")["id"]
+    for rest_api, value in ((other, "not-this-one-0123456789"), (api_id, "the-ingest-key-0123456789")):
+        key = apigateway.create_api_key(name=f"key-{rest_api}", value=value, enabled=True)
+        plan = apigateway.create_usage_plan(name=f"plan-{rest_api}", apiStages=[{"apiId": rest_api, "stage": "v1"}])
+        apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    return apigateway, f"https://{api_id}.execute-api.us-west-2.amazonaws.com/v1"
+
+
+def test_deployed_env_key_comes_from_the_apis_usage_plan(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNALS_API_KEY", raising=False)
+    _apigateway, url = _api(pipeline)
+    env = Environment(name="dev", session=pipeline.env.session, outputs={**pipeline.env.outputs, Output.API_URL: url})
+    assert verify.api_endpoint(env) == url
+    assert verify.api_key(env, None) == "the-ingest-key-0123456789"
+    assert verify.api_key(env, "given") == "given"
+    monkeypatch.setenv("SIGNALS_API_KEY", "from-env")
+    assert verify.api_key(env, None) == "from-env"
+
+
+def test_no_key_found_fails_at_the_api_stage(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNALS_API_KEY", raising=False)
+    apigateway = pipeline.env.client("apigateway")
+    api_id = apigateway.create_rest_api(name="keyless")["id"]
+    env = Environment(name="dev", session=pipeline.env.session, outputs={
+        **pipeline.env.outputs, Output.API_URL: f"https://{api_id}.execute-api.us-west-2.amazonaws.com/v1/"})
+    with pytest.raises(verify.VerifyFailed, match="pass --api-key") as failure:
+        verify.api_key(env, None)
+    assert failure.value.stage == "api"
+
+
+def test_canary_bodies_are_valid_requests() -> None:
+    canaries = verify.make_canaries("run4", datetime(2026, 11, 25, 19, 30, 0, 123000, tzinfo=UTC))
+    events = json.loads(verify.telemetry_body(canaries))
+    assert [e["device_type"] for e in events] == ["lock", "bridge", "video_doorbell"]
+    assert events[0]["event_time"] == "2026-11-25T19:30:00.123Z"
+    assert events[0]["event_id"] == "signals-verify-run4-lock"
+    logs = json.loads(verify.otlp_body(canaries[3]))
+    record = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    assert record["timeUnixNano"] == "1795635000123000000"
+    assert record["body"] == {"stringValue": "signals-verify-run4-otlp_logs"}
