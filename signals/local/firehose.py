@@ -1,0 +1,389 @@
+"""A Firehose stand-in faithful where moto's is not, served over Firehose's own JSON protocol.
+
+moto's Firehose writes one object per call, never gzips, ignores buffering and `!{timestamp:...}`,
+always reports `FailedPutCount` 0 and enforces no limits. This one, per stream of the template:
+
+- enforces the API limits with the service's errors: at most 500 records and 4 MiB per
+  `PutRecordBatch`, no record over 1,000 KiB;
+- buffers records by the stream's BufferingHints (SizeInMBs, IntervalInSeconds; the local stack may
+  shorten the interval) and writes the buffer as ONE object with ONE PutObject (a multipart upload
+  would fire two notifications in moto), gzipped when CompressionFormat is GZIP;
+- expands `!{timestamp:...}` in the prefix from the arrival time of the oldest record in the object
+  and names it like Firehose: `{stream}-{version}-{yyyy-MM-dd-HH-mm-ss}-{uuid}[.gz]`;
+- can be told to fail records or whole calls (fault injection), reported the way the service does
+  (per-record `ErrorCode` plus `FailedPutCount`, or a `ServiceUnavailableException`);
+- writes every buffered record on shutdown.
+
+The ingester reaches it through plain boto3 with `AWS_ENDPOINT_URL_FIREHOSE` pointing here.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import logging
+import re
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from signals.local.wiring import StreamSpec
+
+log = logging.getLogger("signals.local.firehose")
+
+MAX_BATCH_RECORDS: Final = 500
+MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
+MAX_RECORD_BYTES: Final = 1000 * 1024
+STREAM_VERSION: Final = "1"
+_JAVA_TO_STRFTIME: Final = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
+_EXPRESSION: Final = re.compile(r"!\{([a-zA-Z]+):([^}]*)\}")
+
+
+class FirehoseError(Exception):
+    """An error the service returns for the whole call."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def expand_prefix(prefix: str, arrival: datetime, *, error_output_type: str | None = None) -> str:
+    """Firehose's custom prefix: `!{timestamp:fmt}`, `!{firehose:random-string}`, `!{firehose:error-output-type}`.
+
+    A prefix without any expression gets Firehose's default `YYYY/MM/dd/HH/` appended.
+    """
+    if "!{" not in prefix:
+        return prefix + arrival.strftime("%Y/%m/%d/%H/")
+
+    def replace(match: re.Match[str]) -> str:
+        namespace, argument = match.group(1), match.group(2)
+        if namespace == "timestamp":
+            pattern = argument
+            for java, python in _JAVA_TO_STRFTIME:
+                pattern = pattern.replace(java, python)
+            return arrival.strftime(pattern)
+        if namespace == "firehose" and argument == "random-string":
+            return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(11))
+        if namespace == "firehose" and argument == "error-output-type" and error_output_type is not None:
+            return error_output_type
+        raise ValueError(f"unsupported prefix expression {match.group(0)}")
+
+    return _EXPRESSION.sub(replace, prefix)
+
+
+def object_name(stream: str, arrival: datetime, *, gzipped: bool) -> str:
+    stamp = arrival.strftime("%Y-%m-%d-%H-%M-%S")
+    return f"{stream}-{STREAM_VERSION}-{stamp}-{uuid.uuid4()}" + (".gz" if gzipped else "")
+
+
+@dataclass
+class _Buffer:
+    records: list[bytes] = field(default_factory=list)
+    size: int = 0
+    first_arrival: float | None = None
+
+
+@dataclass
+class StreamStats:
+    records_in: int = 0
+    bytes_in: int = 0
+    records_failed: int = 0
+    objects_out: int = 0
+    keys: list[str] = field(default_factory=list)
+
+
+class FirehoseStandIn:
+    """Buffers and delivers records per stream; `put_record_batch` is the service's core."""
+
+    def __init__(
+        self,
+        streams: dict[str, StreamSpec],
+        s3_client: Any,
+        *,
+        interval_override: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.streams = streams
+        self._s3 = s3_client
+        self._interval_override = interval_override
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buffers = {name: _Buffer() for name in streams}
+        self.stats = {name: StreamStats() for name in streams}
+        self._in_flight = 0
+        self._fail_records: list[tuple[str, str]] = []
+        self._fail_calls: list[FirehoseError] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- fault injection -------------------------------------------------------------------------
+
+    def fail_next_records(
+        self, count: int, error_code: str = "ServiceUnavailableException", message: str = "Slow down."
+    ) -> None:
+        """The next `count` records of any PutRecordBatch/PutRecord fail with this per-record error."""
+        with self._lock:
+            self._fail_records.extend([(error_code, message)] * count)
+
+    def fail_next_calls(self, count: int, error_code: str = "ServiceUnavailableException",
+                        message: str = "Slow down.", status: int = 503) -> None:
+        """The next `count` calls fail as a whole (the client sees an error, nothing is written)."""
+        with self._lock:
+            self._fail_calls.extend([FirehoseError(error_code, message, status)] * count)
+
+    # --- API -------------------------------------------------------------------------------------
+
+    def interval(self, stream: StreamSpec) -> float:
+        return self._interval_override if self._interval_override is not None else stream.interval_seconds
+
+    def put_record_batch(self, stream_name: str, records: list[bytes]) -> dict[str, Any]:
+        stream = self._stream(stream_name)
+        if not records:
+            raise FirehoseError("ValidationException", "1 validation error detected: Value '[]' at 'records' "
+                                "failed to satisfy constraint: Member must have length greater than or equal to 1")
+        if len(records) > MAX_BATCH_RECORDS:
+            raise FirehoseError("ValidationException", "1 validation error detected: Value at 'records' failed "
+                                "to satisfy constraint: Member must have length less than or equal to "
+                                f"{MAX_BATCH_RECORDS}")
+        for index, data in enumerate(records, start=1):
+            if len(data) > MAX_RECORD_BYTES:
+                raise FirehoseError("ValidationException", f"1 validation error detected: Value at "
+                                    f"'records.{index}.member.data' failed to satisfy constraint: Member must "
+                                    f"have length less than or equal to {MAX_RECORD_BYTES}")
+        if sum(len(data) for data in records) > MAX_BATCH_BYTES:
+            raise FirehoseError("InvalidArgumentException", "Records size exceeds 4 MiB limit")
+        responses: list[dict[str, str]] = []
+        failed = 0
+        to_flush: list[tuple[StreamSpec, _Buffer]] = []
+        with self._lock:
+            if self._fail_calls:
+                raise self._fail_calls.pop(0)
+            buffer = self._buffers[stream.name]
+            stats = self.stats[stream.name]
+            limit = int(stream.size_mb * 1024 * 1024)
+            for data in records:
+                if self._fail_records:
+                    code, message = self._fail_records.pop(0)
+                    responses.append({"ErrorCode": code, "ErrorMessage": message})
+                    failed += 1
+                    continue
+                if buffer.records and buffer.size + len(data) > limit:
+                    to_flush.append((stream, self._take(stream.name)))
+                    buffer = self._buffers[stream.name]
+                if buffer.first_arrival is None:
+                    buffer.first_arrival = self._clock()
+                buffer.records.append(data)
+                buffer.size += len(data)
+                responses.append({"RecordId": secrets.token_hex(28)})
+            stats.records_in += len(records) - failed
+            stats.bytes_in += sum(len(d) for d in records)
+            stats.records_failed += failed
+        for flush_stream, taken in to_flush:
+            self._deliver(flush_stream, taken)
+        return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
+
+    def put_record(self, stream_name: str, data: bytes) -> dict[str, Any]:
+        result = self.put_record_batch(stream_name, [data])
+        response = result["RequestResponses"][0]
+        if "ErrorCode" in response:
+            raise FirehoseError(response["ErrorCode"], response["ErrorMessage"], 503)
+        return {"RecordId": response["RecordId"], "Encrypted": False}
+
+    def describe(self, stream_name: str) -> dict[str, Any]:
+        stream = self._stream(stream_name)
+        return {
+            "DeliveryStreamDescription": {
+                "DeliveryStreamName": stream.name,
+                "DeliveryStreamARN": stream.arn,
+                "DeliveryStreamStatus": "ACTIVE",
+                "DeliveryStreamType": "DirectPut",
+                "VersionId": STREAM_VERSION,
+                "CreateTimestamp": 0,
+                "HasMoreDestinations": False,
+                "Destinations": [
+                    {
+                        "DestinationId": "destinationId-000000000001",
+                        "ExtendedS3DestinationDescription": {
+                            "BucketARN": f"arn:aws:s3:::{stream.bucket}",
+                            "Prefix": stream.prefix,
+                            "ErrorOutputPrefix": stream.error_output_prefix,
+                            "BufferingHints": {
+                                "SizeInMBs": stream.size_mb,
+                                "IntervalInSeconds": self.interval(stream),
+                            },
+                            "CompressionFormat": stream.compression,
+                            "RoleARN": "arn:aws:iam::123456789012:role/local",
+                        },
+                    }
+                ],
+            }
+        }
+
+    def list_streams(self) -> dict[str, Any]:
+        return {"DeliveryStreamNames": sorted(self.streams), "HasMoreDeliveryStreams": False}
+
+    def _stream(self, name: str) -> StreamSpec:
+        stream = self.streams.get(name)
+        if stream is None:
+            raise FirehoseError(
+                "ResourceNotFoundException",
+                f"Firehose {name} under account 123456789012 not found.",
+            )
+        return stream
+
+    # --- buffering and delivery ------------------------------------------------------------------
+
+    def _take(self, name: str) -> _Buffer:
+        """Swap the stream's buffer for an empty one (caller holds the lock)."""
+        taken = self._buffers[name]
+        self._buffers[name] = _Buffer()
+        self._in_flight += 1
+        return taken
+
+    def _deliver(self, stream: StreamSpec, buffer: _Buffer) -> None:
+        try:
+            arrival = datetime.fromtimestamp(buffer.first_arrival or self._clock(), tz=UTC)
+            payload = b"".join(buffer.records)
+            gzipped = stream.compression.upper() == "GZIP"
+            if gzipped:
+                payload = gzip.compress(payload, compresslevel=6, mtime=0)
+            key = expand_prefix(stream.prefix, arrival) + object_name(stream.name, arrival, gzipped=gzipped)
+            for attempt in range(1, 6):
+                try:
+                    self._s3.put_object(Bucket=stream.bucket, Key=key, Body=payload)
+                    break
+                except Exception:
+                    # The real service retries S3 for up to 24 h; locally a few tries, then the error is logged.
+                    if attempt == 5:
+                        log.exception("firehose %s: could not write %s", stream.name, key)
+                        return
+                    time.sleep(0.2 * attempt)
+            with self._lock:
+                stats = self.stats[stream.name]
+                stats.objects_out += 1
+                stats.keys.append(key)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def flush_due(self, *, force: bool = False) -> int:
+        """Deliver every buffer whose interval has passed (all of them with `force`); returns objects written."""
+        now = self._clock()
+        due: list[tuple[StreamSpec, _Buffer]] = []
+        with self._lock:
+            for name, buffer in self._buffers.items():
+                stream = self.streams[name]
+                if buffer.records and (force or now - (buffer.first_arrival or now) >= self.interval(stream)):
+                    due.append((stream, self._take(name)))
+        for stream, buffer in due:
+            self._deliver(stream, buffer)
+        return len(due)
+
+    def pending_records(self) -> int:
+        """Records accepted but not yet in S3 (buffered or being written)."""
+        with self._lock:
+            return sum(len(b.records) for b in self._buffers.values()) + self._in_flight
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="firehose-flusher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                self.flush_due()
+            except Exception:
+                log.exception("firehose flusher failed")
+
+    def stop(self) -> None:
+        """Stop the flusher and write what is still buffered (as the service would, eventually)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush_due(force=True)
+
+
+class FirehoseEndpoint:
+    """The stand-in served over HTTP, speaking Firehose's JSON 1.1 protocol (`X-Amz-Target`)."""
+
+    def __init__(self, standin: FirehoseStandIn, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.standin = standin
+        handler = _handler_class(standin)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="firehose-endpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:  # shutdown() waits for serve_forever, which only a started server runs
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+
+def _handler_class(standin: FirehoseStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            action = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+            try:
+                request = json.loads(body or b"{}")
+                result = _dispatch(standin, action, request)
+                self._reply(HTTPStatus.OK, result)
+            except FirehoseError as exc:
+                self._reply(exc.status, {"__type": exc.code, "message": exc.message}, error_type=exc.code)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, {"__type": "SerializationException", "message": str(exc)},
+                            error_type="SerializationException")
+
+        def _reply(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            if error_type:
+                self.send_header("x-amzn-ErrorType", error_type)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    if action == "PutRecordBatch":
+        records = [base64.b64decode(r["Data"]) for r in request.get("Records") or []]
+        return standin.put_record_batch(str(request["DeliveryStreamName"]), records)
+    if action == "PutRecord":
+        return standin.put_record(str(request["DeliveryStreamName"]), base64.b64decode(request["Record"]["Data"]))
+    if action == "DescribeDeliveryStream":
+        return standin.describe(str(request["DeliveryStreamName"]))
+    if action == "ListDeliveryStreams":
+        return standin.list_streams()
+    raise FirehoseError("UnknownOperationException", f"{action or 'no action'} is not supported locally")

@@ -1,0 +1,185 @@
+"""Running the pipeline's functions in-process, the way Lambda would run them.
+
+Each function is built once from its module's `build_handler(environ, clients)` with its own
+environment mapping from the template (never `os.environ`), gets a Lambda context per invocation
+(request id, remaining time from the template's Timeout) and runs one invocation at a time (the
+handlers keep per-invocation state at module level, as Lambda allows).
+
+What a function prints (Powertools' JSON logs, EMF metrics) goes to `SIGNALS_HOME/logs/{function}.log`
+instead of the console: `RoutedStdout` sends writes made while a function runs to that function's
+file and leaves every other write alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from shared.aws import Clients
+from signals.local.template import ACCOUNT_ID, REGION
+from signals.local.wiring import FunctionSpec
+
+log = logging.getLogger("signals.local")
+
+Handler = Callable[[Mapping[str, Any], Any], Any]
+
+
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    def __init__(self, function: FunctionSpec) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function.name}"
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + function.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class RoutedStdout(io.TextIOBase):
+    """sys.stdout replacement: writes from a thread running a function go to that function's log file."""
+
+    def __init__(self, console: TextIO, log_dir: Path) -> None:
+        self.console = console
+        self.log_dir = log_dir
+        self._local = threading.local()
+        self._files: dict[str, TextIO] = {}
+        self._lock = threading.Lock()
+
+    def route_to(self, function_name: str | None) -> None:
+        self._local.function = function_name
+
+    def current(self) -> str | None:
+        name: str | None = getattr(self._local, "function", None)
+        return name
+
+    def _target(self) -> TextIO:
+        name = getattr(self._local, "function", None)
+        if name is None:
+            return self.console
+        with self._lock:
+            found = self._files.get(name)
+            if found is None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                found = (self.log_dir / f"{name}.log").open("a", encoding="utf-8", buffering=1)
+                self._files[name] = found
+        return found
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+    def close_files(self) -> None:
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+
+
+def install_routed_stdout(log_dir: Path) -> RoutedStdout:
+    """Route function output to files; also re-point logging handlers bound to the old stdout."""
+    console = sys.stdout
+    routed = RoutedStdout(console, log_dir)
+    sys.stdout = routed
+    for handler in _stream_handlers():
+        if handler.stream is console:
+            handler.setStream(routed)
+    return routed
+
+
+def uninstall_routed_stdout(routed: RoutedStdout) -> None:
+    for handler in _stream_handlers():
+        if handler.stream is routed:
+            handler.setStream(routed.console)
+    if sys.stdout is routed:
+        sys.stdout = routed.console
+    routed.close_files()
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)]
+    return [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+
+
+class LocalFunction:
+    """One function of the template, built in-process and invoked serially."""
+
+    def __init__(self, spec: FunctionSpec, clients: Clients, routed: RoutedStdout | None) -> None:
+        self.spec = spec
+        self._clients = clients
+        self._routed = routed
+        self._lock = threading.Lock()
+        self._handler: Handler | None = None
+        self.invocations = 0
+        self.errors = 0
+        self.busy = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def load(self) -> None:
+        """Import the module and build the handler now (the stack does this at start, to fail early)."""
+        with self._lock:
+            if self._handler is None:
+                self._handler = self._build()
+
+    def _build(self) -> Handler:
+        try:
+            module = importlib.import_module(self.spec.module)
+        except ImportError as exc:
+            raise RuntimeError(f"function {self.spec.name}: cannot import {self.spec.module}: {exc}") from exc
+        if self._routed is not None:
+            # Loggers created at import (Powertools) bound sys.stdout as it was: point them at the router.
+            for handler in _stream_handlers():
+                if handler.stream is self._routed.console:
+                    handler.setStream(self._routed)
+        build: Callable[..., Handler] = module.build_handler
+        return build(dict(self.spec.environment), self._clients)
+
+    def invoke(self, event: Mapping[str, Any]) -> Any:
+        with self._lock:
+            self.busy = True
+            previous = None
+            if self._routed is not None:
+                previous = self._routed.current()
+                self._routed.route_to(self.spec.name)
+            try:
+                if self._handler is None:
+                    self._handler = self._build()
+                self.invocations += 1
+                return self._handler(event, LambdaContext(self.spec))
+            except Exception:
+                self.errors += 1
+                # Lambda logs an unhandled error to the function's log; so do we (the file, not the console).
+                traceback.print_exc(file=sys.stdout if self._routed is not None else sys.stderr)
+                raise
+            finally:
+                if self._routed is not None:
+                    self._routed.route_to(previous)
+                self.busy = False
