@@ -420,13 +420,14 @@ def check_reconciler(ctx: StatusContext) -> list[CheckResult]:
     figure = f"last run {format_age(age.total_seconds())} ago ({_iso(last_run)})"
     if counts:
         figure += f": {counts}"
-    level = Level.OK
+    errors = int(summary.get("errors", 0)) if isinstance(summary, dict) else 0
+    level, action = Level.OK, None
     if age > 3 * interval:
-        level = Level.FAIL
+        level, action = Level.FAIL, "check the EventBridge rule is enabled and the reconciler's errors/timeouts"
     elif age > interval + min(interval / 3, timedelta(minutes=5)):
-        level = Level.WARN
-    action = ("check the EventBridge rule is enabled and the reconciler's errors/timeouts"
-              if level is not Level.OK else None)
+        level, action = Level.WARN, "a run was missed: check the EventBridge rule and the reconciler's timeouts"
+    elif errors:
+        level, action = Level.WARN, "its last run counted errors: read the reconciler's log for that run"
     return [CheckResult("reconciler", level, figure, action,
                         {"last_run_at": _iso(last_run), "age_s": age.total_seconds(),
                          "last_summary": summary})]

@@ -123,10 +123,10 @@ class Pipeline:
         self.s3.put_object(Bucket=QUARANTINE, Key=f"quarantine/source={source}/{partition.path}/{name}.jsonl.gz",
                            Body=gzip.compress("\n".join(lines).encode() + b"\n"))
 
-    def reconciler_ran(self, at: datetime) -> None:
+    def reconciler_ran(self, at: datetime, errors: int = 0) -> None:
         self.dynamodb.put_item(TableName=TABLE, Item=_item({
             **registry_keys.reconciler_state_key(), "last_run_at": at.isoformat().replace("+00:00", "Z"),
-            "last_summary": {"partitions_retried": 0, "raw_redriven": 0},
+            "last_summary": {"partitions_recreated": 0, "raw_redriven": 2, "errors": errors, "complete": 1},
         }))
 
     def queue_url(self, output: str) -> str:

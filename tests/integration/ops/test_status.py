@@ -155,6 +155,14 @@ def test_reconciler_that_stopped_running_warns_then_fails(pipeline: Pipeline) ->
     assert check(statuses(pipeline, now=NOW + timedelta(minutes=60)), "reconciler").level is Level.FAIL
 
 
+def test_reconciler_run_with_errors_warns(pipeline: Pipeline) -> None:
+    pipeline.reconciler_ran(NOW - timedelta(minutes=2), errors=3)
+    line = check(statuses(pipeline), "reconciler")
+    assert line.level is Level.WARN
+    assert "errors 3" in line.figure
+    assert "raw_redriven 2" in line.figure
+
+
 def test_quarantine_counts_per_reason_and_warns_above_one_percent(pipeline: Pipeline) -> None:
     healthy(pipeline)
     pipeline.put_quarantine("json_telemetry", PART, "f" * 32, ["invalid_value", "missing_field", "invalid_value"])
