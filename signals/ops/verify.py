@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TextIO
 from urllib.parse import urlparse
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry_keys
 from shared.layout import META_SOURCE_KEY, Partition, output_name, verified_key
@@ -43,9 +43,12 @@ STAGES: Final = ("raw", "verified", "registry", "glue")
 # S3's LastModified and this machine's clock may differ; raw objects this much older than the
 # send still count as candidates.
 CLOCK_SLACK: Final = timedelta(minutes=2)
-LOCAL_TIMEOUT_S: Final = 120.0
-# Firehose buffers up to its interval (at most 900 s) before the raw object exists.
-DEPLOYED_TIMEOUT_S: Final = 1200.0
+# The default timeout is the Firehose buffering interval (no raw object exists before it has passed)
+# plus this much for parsing, registering and Firehose's own delivery delay.
+LOCAL_SLACK_S: Final = 60.0
+DEPLOYED_SLACK_S: Final = 300.0
+# When the streams cannot be described: Firehose's largest interval.
+FALLBACK_INTERVAL_S: Final = 900.0
 CANARY_EVENT_NAME: Final = "signals_verify_canary"
 CANARY_SERVICE: Final = "signals-verify"
 
@@ -326,10 +329,30 @@ def render(canaries: list[Canary], out: TextIO) -> None:
         out.write(f"{canary.type_value:<16}{cells}\n")
 
 
+def firehose_interval(env: Environment) -> float:
+    """The longest buffering interval of the two streams (seconds), or the service maximum if unknown."""
+    endpoint = env.extra.get("firehose_endpoint_url") or env.endpoint_url  # the local stack's stand-in
+    firehose = env.session.client("firehose", endpoint_url=endpoint)
+    intervals = []
+    try:
+        for output in (Output.TELEMETRY_FIREHOSE, Output.OTLP_FIREHOSE):
+            description = firehose.describe_delivery_stream(DeliveryStreamName=env.output(output))
+            for destination in description["DeliveryStreamDescription"].get("Destinations", []):
+                hints = destination.get("ExtendedS3DestinationDescription", {}).get("BufferingHints", {})
+                intervals.append(float(hints.get("IntervalInSeconds", FALLBACK_INTERVAL_S)))
+    except (ClientError, BotoCoreError, RuntimeError, KeyError):
+        return FALLBACK_INTERVAL_S
+    return max(intervals, default=FALLBACK_INTERVAL_S)
+
+
+def default_timeout(env: Environment) -> float:
+    return firehose_interval(env) + (LOCAL_SLACK_S if env.name == "local" else DEPLOYED_SLACK_S)
+
+
 def run_verify(env: Environment, out: TextIO, *, key: str | None = None, timeout_s: float | None = None,
                poll_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> list[Canary]:
     local = env.name == "local"
-    timeout = timeout_s if timeout_s is not None else LOCAL_TIMEOUT_S if local else DEPLOYED_TIMEOUT_S
+    timeout = timeout_s if timeout_s is not None else default_timeout(env)
     endpoint = api_endpoint(env)
     resolved_key = api_key(env, key)
     now = datetime.now(UTC)
@@ -351,8 +374,8 @@ def register(subparsers: Any) -> None:
                     "followed stage by stage with each stage's latency. Exit 1 naming the stage not reached.")
     add_env_arguments(parser)
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help=f"seconds to wait for every stage (default {LOCAL_TIMEOUT_S:.0f} locally, "
-                             f"{DEPLOYED_TIMEOUT_S:.0f} for a deployed env: Firehose buffering)")
+                        help="seconds to wait for every stage (default: the Firehose buffering interval "
+                             f"plus {LOCAL_SLACK_S:.0f} s locally, plus {DEPLOYED_SLACK_S:.0f} s for a deployed env)")
     parser.add_argument("--api-key", default=None,
                         help="API key (default: SIGNALS_API_KEY, the local stack's, or the API's usage plan key)")
     parser.set_defaults(func=run)

@@ -151,3 +151,18 @@ def test_canary_bodies_are_valid_requests() -> None:
     record = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
     assert record["timeUnixNano"] == "1795635000123000000"
     assert record["body"] == {"stringValue": "signals-verify-run4-otlp_logs"}
+
+
+def test_default_timeout_follows_the_firehose_buffering_interval(pipeline: Pipeline) -> None:
+    env = pipeline.env
+    assert verify.default_timeout(env) == verify.FALLBACK_INTERVAL_S + verify.DEPLOYED_SLACK_S  # no streams known
+    firehose = env.client("firehose")
+    outputs = dict(env.outputs)
+    for output, seconds in ((Output.TELEMETRY_FIREHOSE, 120), (Output.OTLP_FIREHOSE, 60)):
+        name = f"stream-{seconds}"
+        firehose.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": f"arn:aws:s3:::{RAW}",
+            "BufferingHints": {"IntervalInSeconds": seconds, "SizeInMBs": 64}})
+        outputs[output] = name
+    described = Environment(name="dev", session=env.session, outputs=outputs)
+    assert verify.default_timeout(described) == 120 + verify.DEPLOYED_SLACK_S
