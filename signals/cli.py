@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 # Order is the order `signals --help` lists them in.
 COMMAND_MODULES: tuple[str, ...] = (
+    "signals.local.command",
+    "signals.local.demo",
+    "signals.query",
     "signals.ops.status",
     "signals.ops.verify",
     "signals.ops.redrive",
