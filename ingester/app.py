@@ -29,7 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.config import Config
 
 from ingester.firehose import FirehoseSink, FirehoseWriter, RecordSink
-from ingester.service import Ingester, Outcome, Reply, Request, retry_deadline
+from ingester.service import Ingester, Outcome, Reply, Request, retry_budget
 from shared.aws import Clients
 from shared.observability import METRICS_NAMESPACE
 
@@ -94,8 +94,8 @@ def build_handler(
             body_error=body_error,
             content_type=headers.get("content-type"),
             content_encoding=headers.get("content-encoding"),
-            deadline=retry_deadline(
-                time.monotonic(), ingester()[1], remaining() if callable(remaining) else None,
+            retry_budget_s=retry_budget(
+                ingester()[1], remaining() if callable(remaining) else None,
                 int(request_time) if isinstance(request_time, int | float) else None, int(time.time() * 1000),
             ),
         )

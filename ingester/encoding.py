@@ -94,6 +94,7 @@ def _inflate(body: bytes, *, wbits: int, limit: int) -> bytes:
     `max_length` caps each call's output at what is still allowed, so output stops at `limit + 1`
     bytes; an output shorter than the cap means the call consumed all of its input.
     """
+    kind = "gzip" if wbits == 31 else "deflate"
     out: list[bytes] = []
     produced = 0
     data = memoryview(body)
@@ -104,7 +105,7 @@ def _inflate(body: bytes, *, wbits: int, limit: int) -> bytes:
         try:
             while not inflater.eof:
                 if fed_to >= len(data):
-                    raise CorruptBody("compressed body is truncated")
+                    raise CorruptBody(f"{kind} body is truncated")
                 chunk_end = min(fed_to + _CHUNK, len(data))
                 chunk = inflater.decompress(data[fed_to:chunk_end], limit + 1 - produced)
                 fed_to = chunk_end
@@ -113,7 +114,6 @@ def _inflate(body: bytes, *, wbits: int, limit: int) -> bytes:
                     raise BodyTooLarge(f"body inflates to more than {limit} bytes")
                 out.append(chunk)
         except zlib.error as exc:
-            kind = "gzip" if wbits == 31 else "deflate"
             raise CorruptBody(f"body is not valid {kind} data") from exc
         unused = inflater.unused_data
         if wbits != 31 or not unused.strip(b"\x00"):

@@ -155,8 +155,9 @@ class FirehoseWriter:
         self._base_delay_s = base_delay_s
         self._max_delay_s = max_delay_s
 
-    def write(self, stream_name: str, lines: Sequence[bytes], deadline: float) -> WriteResult:
-        """Send every line; `deadline` is on this writer's clock. The first call is always made."""
+    def write(self, stream_name: str, lines: Sequence[bytes], budget_s: float) -> WriteResult:
+        """Send every line, retrying for at most `budget_s` seconds. The first call is always made."""
+        deadline = self._clock() + budget_s
         result = WriteResult()
         pending = pack(lines)
         attempt = 0

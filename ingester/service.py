@@ -34,7 +34,7 @@ class Request:
     body: bytes
     content_type: str | None
     content_encoding: str | None
-    deadline: float  # on the writer's clock (time.monotonic by default)
+    retry_budget_s: float  # time the writer may spend on Firehose retries (see `retry_budget`)
     body_error: str | None = None  # the transport could not hand the body over (bad base64)
 
 
@@ -58,16 +58,16 @@ class Outcome:
     error: str | None = None
 
 
-def retry_deadline(now: float, budget_s: float, remaining_ms: int | None, request_time_epoch_ms: int | None,
-                   now_epoch_ms: int) -> float:
-    """The writer's deadline: the retry budget, inside the Lambda's time and API Gateway's 29 s."""
+def retry_budget(budget_s: float, remaining_ms: int | None, request_time_epoch_ms: int | None,
+                 now_epoch_ms: int) -> float:
+    """Seconds the writer may spend: the configured budget, inside the Lambda's time and API Gateway's 29 s."""
     allowed = budget_s
     if remaining_ms is not None:
         allowed = min(allowed, remaining_ms / 1000 - REPLY_RESERVE_S)
     if request_time_epoch_ms is not None:
         elapsed_s = max(0.0, (now_epoch_ms - request_time_epoch_ms) / 1000)
         allowed = min(allowed, API_GATEWAY_TIMEOUT_S - elapsed_s - REPLY_RESERVE_S)
-    return now + max(0.0, allowed)
+    return max(0.0, allowed)
 
 
 class Ingester:
@@ -109,7 +109,7 @@ class Ingester:
             message = "body is neither JSON nor NDJSON" if not batch.json_values else "no valid event"
             outcome.error = message
             return _json(400, {"message": message, "accepted": 0, "rejected": rejected}), outcome
-        result = self._writer.write(self._telemetry_stream, batch.lines, request.deadline)
+        result = self._writer.write(self._telemetry_stream, batch.lines, request.retry_budget_s)
         outcome.write = result
         if result.not_written:
             not_written = [batch.indices[position] for position in result.not_written]
@@ -154,7 +154,7 @@ class Ingester:
         if batch.rejected:
             outcome.rejected = {"invalid_log_record": batch.rejected}
         if batch.lines:
-            result = self._writer.write(self._otlp_stream, batch.lines, request.deadline)
+            result = self._writer.write(self._otlp_stream, batch.lines, request.retry_budget_s)
             outcome.write = result
             if result.not_written:
                 # OTLP cannot name a subset to resend: the client resends the request. Lines from it
