@@ -318,11 +318,15 @@ def check_quarantine(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
         prefix = f"quarantine/source={source}/{ctx.partition.path}/"
         files = list(list_objects(s3, bucket, prefix))
         reasons: Counter[str] = Counter()
-        for obj in files[:QUARANTINE_FILE_LIMIT]:
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            for line in gzip.decompress(body).splitlines():
-                if line.strip():
-                    reasons[str(json.loads(line).get("reason", "unknown"))] += 1
+
+        def reasons_in(key: str) -> Counter[str]:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return Counter(str(json.loads(line).get("reason", "unknown"))
+                           for line in gzip.decompress(body).splitlines() if line.strip())
+
+        with ThreadPoolExecutor(max_workers=8) as readers:
+            for counted in readers.map(reasons_in, [o["Key"] for o in files[:QUARANTINE_FILE_LIMIT]]):
+                reasons.update(counted)
         records = sum(reasons.values())
         rows = sum(o["rows"] or 0 for t in types for o in facts.verified.get(t, []))
         ratio = records / (records + rows) if records else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -214,3 +215,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signals")
     status.register(parser.add_subparsers())
     return parser
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = [CheckResult("dlq registry", Level.FAIL, "1 message(s)", "redrive it"),
+               CheckResult("dlq telemetry", Level.OK, "empty")]
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    terminal = Terminal()
+    status.render(results, "test", "2026-11-25T19", terminal)
+    assert "\033[31mfail\033[0m  dlq registry" in terminal.getvalue()
+    assert "-> redrive it" in terminal.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    status.render(results, "test", "2026-11-25T19", plain)
+    assert "\033[" not in plain.getvalue()
+    assert plain.getvalue().splitlines()[-1] == "1 ok, 0 warn, 1 fail"
