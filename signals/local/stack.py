@@ -401,6 +401,8 @@ class LocalStack:
             "outputs": self.outputs,
             "pid": os.getpid(),
             "log_dir": str(self.log_dir),
+            # `signals status` judges the reconciler's last run against this period, not the 15-min cron.
+            "reconciler_interval_s": self.settings.timings.reconcile_seconds,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")
