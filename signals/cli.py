@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.command",
     "signals.local.demo",
     "signals.query",
+    "signals.parse_file",
     "signals.ops.status",
     "signals.ops.verify",
     "signals.ops.redrive",

@@ -1,0 +1,160 @@
+"""Writers for one raw object's output: Parquet per (type, hour) and one gzip JSONL quarantine file.
+
+Both write to local scratch files while the object streams, so memory stays bounded whatever the
+object's size; `finish()` returns the finished files for the caller to publish (one PutObject per
+file in S3, or a move into the output directory for `signals parse-file`).
+
+Row groups: rows are buffered per (type, hour) as Arrow tables and written as one row group when a
+buffer reaches ROW_GROUP_BYTES of Arrow data, or, when all buffers together pass BUFFER_BUDGET_BYTES,
+the largest buffer is written early. That keeps row groups large enough for Athena's scans (tens of
+MB before compression, capped at ROW_GROUP_ROWS) while peak memory stays within the budget.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from parser.records import Rejection
+from shared.arrow import arrow_schema
+from shared.layout import Partition
+from shared.schema import TABLES_BY_TYPE, Kind
+
+ROW_GROUP_BYTES: Final = 64 * 1024 * 1024
+ROW_GROUP_ROWS: Final = 1_000_000
+BUFFER_BUDGET_BYTES: Final = 128 * 1024 * 1024
+_QUARANTINE_CHUNK_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    type_value: str
+    partition: Partition
+    path: Path
+    rows: int
+
+
+@dataclass(frozen=True)
+class QuarantineFile:
+    path: Path
+    records: int
+
+
+@dataclass
+class _Buffer:
+    writer: pq.ParquetWriter
+    path: Path
+    tables: list[pa.Table] = field(default_factory=list)
+    buffered_rows: int = 0
+    buffered_bytes: int = 0
+    rows: int = 0
+
+
+def parquet_writer(path: Path | str, type_value: str) -> pq.ParquetWriter:
+    """The Parquet settings every verified file uses."""
+    table = TABLES_BY_TYPE[type_value]
+    unit = "us" if table.timestamp_kind == Kind.TIMESTAMP_US else "ms"
+    return pq.ParquetWriter(
+        str(path),
+        arrow_schema(table),
+        compression="zstd",
+        use_dictionary=True,
+        write_statistics=True,
+        coerce_timestamps=unit,
+        allow_truncated_timestamps=False,
+        use_deprecated_int96_timestamps=False,
+        version="2.6",
+    )
+
+
+class VerifiedWriter:
+    def __init__(self, scratch: Path) -> None:
+        self._scratch = scratch
+        self._buffers: dict[tuple[str, Partition], _Buffer] = {}
+        self._buffered_bytes = 0
+
+    def write(self, type_value: str, partition: Partition, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        key = (type_value, partition)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            path = self._scratch / f"{type_value}-{partition.day}-{partition.hour}.parquet"
+            buffer = self._buffers[key] = _Buffer(parquet_writer(path, type_value), path)
+        size = table.nbytes
+        buffer.tables.append(table)
+        buffer.buffered_rows += table.num_rows
+        buffer.buffered_bytes += size
+        self._buffered_bytes += size
+        if buffer.buffered_bytes >= ROW_GROUP_BYTES or buffer.buffered_rows >= ROW_GROUP_ROWS:
+            self._flush(buffer)
+        while self._buffered_bytes > BUFFER_BUDGET_BYTES:
+            self._flush(max(self._buffers.values(), key=lambda item: item.buffered_bytes))
+
+    def _flush(self, buffer: _Buffer) -> None:
+        if not buffer.tables:
+            return
+        combined = pa.concat_tables(buffer.tables)
+        buffer.writer.write_table(combined, row_group_size=ROW_GROUP_ROWS)
+        buffer.rows += combined.num_rows
+        self._buffered_bytes -= buffer.buffered_bytes
+        buffer.tables, buffer.buffered_rows, buffer.buffered_bytes = [], 0, 0
+
+    def finish(self) -> list[VerifiedFile]:
+        files: list[VerifiedFile] = []
+        for (type_value, partition), buffer in sorted(self._buffers.items()):
+            self._flush(buffer)
+            buffer.writer.close()
+            files.append(VerifiedFile(type_value, partition, buffer.path, buffer.rows))
+        self._buffers.clear()
+        return files
+
+    def abort(self) -> None:
+        for buffer in self._buffers.values():
+            buffer.writer.close()
+        self._buffers.clear()
+
+
+class QuarantineWriter:
+    """gzip JSONL, one record per line; compressed in memory and appended to its file in chunks."""
+
+    def __init__(self, scratch: Path, source_key: str) -> None:
+        self._path = scratch / "quarantine.jsonl.gz"
+        self._source_key = source_key
+        self._compressor: Any = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.records = 0
+
+    def write(self, item: Rejection) -> None:
+        if self._compressor is None:
+            self._compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        compressed = self._compressor.compress(item.to_json(self._source_key) + b"\n")
+        self.records += 1
+        if compressed:
+            self._pending.append(compressed)
+            self._pending_bytes += len(compressed)
+            if self._pending_bytes >= _QUARANTINE_CHUNK_BYTES:
+                self._append()
+
+    def _append(self) -> None:
+        with self._path.open("ab") as file:
+            file.writelines(self._pending)
+        self._pending, self._pending_bytes = [], 0
+
+    def finish(self) -> QuarantineFile | None:
+        if self._compressor is None:
+            return None
+        self._pending.append(self._compressor.flush())
+        self._append()
+        self._compressor = None
+        return QuarantineFile(self._path, self.records)
+
+    def abort(self) -> None:
+        self._compressor = None
+        self._pending = []

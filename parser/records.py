@@ -1,0 +1,108 @@
+"""What a line becomes: a row for a table, or a quarantine record with its reason.
+
+Shared by the device and OTLP paths and by the writers; nothing here imports pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from shared.models import FieldError
+from shared.schema import Reason
+
+#: A line longer than this is quarantined as record_too_large (Firehose's own record limit is
+#: 1,000 KiB, so a longer line cannot be one event).
+MAX_LINE_BYTES: Final = 1024 * 1024
+#: How much of an oversized or undecodable line the quarantine record keeps.
+QUARANTINE_PREVIEW_BYTES: Final = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One quarantine record: the reason code, field errors, where it came from, the original text."""
+
+    reason: str
+    errors: tuple[FieldError, ...]
+    line: int
+    original: bytes
+    #: For an OTLP log record: where in the request it sits (`resourceLogs[0].scopeLogs[1].logRecords[5]`).
+    path: str | None = None
+
+    def to_json(self, source_key: str) -> bytes:
+        record: dict[str, Any] = {
+            "reason": self.reason,
+            "errors": [error.model_dump() for error in self.errors],
+            "source_key": source_key,
+            "line": self.line,
+        }
+        if self.path is not None:
+            record["path"] = self.path
+        record["original"] = self.original.decode("utf-8", errors="replace")
+        return orjson.dumps(record)
+
+
+def rejection(reason: Reason | str, line: int, original: bytes, problem: tuple[str, str, str],
+              path: str | None = None) -> Rejection:
+    """A rejection with one field error, `problem` = (field, error code, message)."""
+    field_name, error, message = problem
+    return Rejection(str(reason), (FieldError(field=field_name, error=error, message=message),), line, original,
+                     path)
+
+
+@dataclass
+class LineCounts:
+    """Per raw object: blank lines skipped, and how many lines/records ended where."""
+
+    blank_lines: int = 0
+    rows_out: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    def add_rows(self, type_value: str, count: int) -> None:
+        if count:
+            self.rows_out[type_value] = self.rows_out.get(type_value, 0) + count
+
+    def add_rejection(self, reason: str) -> None:
+        self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+
+
+class JsonLineError(ValueError):
+    """A line that is not JSON (`invalid_json`) or is JSON with NaN/Infinity (`invalid_value`)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def decode_line(line: bytes) -> object:
+    """Decode one JSON line strictly. NaN and Infinity are not JSON: they are an invalid value."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+    try:
+        lenient = json.loads(line)  # accepts NaN / Infinity, which orjson refuses
+    except (ValueError, UnicodeDecodeError):
+        raise JsonLineError(Reason.INVALID_JSON, message) from None
+    if _has_non_finite(lenient):
+        raise JsonLineError(Reason.INVALID_VALUE, "NaN and Infinity are not valid JSON numbers")
+    raise JsonLineError(Reason.INVALID_JSON, message)
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+def json_line_rejection(exc: JsonLineError, line_number: int, line: bytes) -> Rejection:
+    error = "json_invalid" if exc.reason == Reason.INVALID_JSON else "finite_number"
+    return rejection(exc.reason, line_number, line, ("$", error, str(exc)))
