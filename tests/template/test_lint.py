@@ -24,3 +24,15 @@ def test_cfn_lint_reports_nothing_on_what_sam_deploys(translated: dict[str, Any]
     sam_artefacts = {"W2001", "W3005", "W1020"}
     matches = [m for m in lint(json.dumps(translated), regions=[REGION]) if m.rule.id not in sam_artefacts]
     assert [str(match) for match in matches] == []
+
+
+def test_every_checkov_skip_says_why(template: dict[str, Any]) -> None:
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert skip["id"].startswith(("CKV_", "CKV2_")), logical_id
+        assert len(skip.get("comment", "")) >= 30, f"{logical_id} skips {skip['id']} without a reason"
