@@ -133,9 +133,11 @@ class DeviceFleet:
     """N devices of all three types, sending a batch each second over HTTP for `seconds`."""
 
     def __init__(self, api_url: str, api_key: str, devices: int, tally: Tally, *, seed: int = 7,
-                 batch: tuple[int, int] = (5, 15), period: float = 1.0, bad_share: float = BAD_SHARE) -> None:
+                 batch: tuple[int, int] = (5, 15), period: float = 1.0, bad_share: float = BAD_SHARE,
+                 id_prefix: str = "") -> None:
         types = list(DeviceType)
-        self.devices = [(types[i % len(types)], f"{types[i % len(types)].value}-{i:04d}") for i in range(devices)]
+        self.devices = [(types[i % len(types)], f"{id_prefix}{types[i % len(types)].value}-{i:04d}")
+                        for i in range(devices)]
         self.api = urlsplit(api_url)
         self.api_key = api_key
         self.tally = tally
