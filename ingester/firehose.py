@@ -93,6 +93,8 @@ class WriteResult:
 
 def pack(lines: Sequence[bytes], max_record_bytes: int = MAX_RECORD_BYTES) -> list[Record]:
     """Consecutive lines into newline-terminated records of at most `max_record_bytes`."""
+    if lines and sum(map(len, lines)) + len(lines) <= max_record_bytes:
+        return [_record(lines, 0, len(lines))]  # the common case: the whole request fits one record
     records: list[Record] = []
     first = 0
     size = 0

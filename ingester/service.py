@@ -99,7 +99,7 @@ class Ingester:
             body = decode_body(request.body, request.content_encoding, self._max_body_bytes)
         except BodyError as exc:
             return _fail(outcome, exc.status, str(exc))
-        if not body.strip():
+        if not body or body.isspace():
             return _fail(outcome, 400, "empty body")
         received_at = format_rfc3339_ms(int(self._wall_clock() * 1000))
         batch = telemetry.split_events(body, media, received_at, MAX_LINE_BYTES)

@@ -10,6 +10,7 @@ lines in NDJSON, from 0. A malformed NDJSON line is a reject of that line, not o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +27,10 @@ MEDIA_TYPES: Final = JSON_TYPES | NDJSON_TYPES
 _DEVICE_TYPES: Final = frozenset(t.value for t in DeviceType)
 _BOM: Final = b"\xef\xbb\xbf"
 _NOT_ONE_VALUE: Final = object()
+_NOT_AN_OBJECT: Final = Reason.NOT_AN_OBJECT.value
+_MISSING_FIELD: Final = Reason.MISSING_FIELD.value
+_UNKNOWN_DEVICE_TYPE: Final = Reason.UNKNOWN_DEVICE_TYPE.value
+_RECORD_TOO_LARGE: Final = Reason.RECORD_TOO_LARGE.value
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,6 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
     if body.startswith(_BOM):
         body = body[len(_BOM):]
     batch = TelemetryBatch()
-    stamp = received_at
     if media in JSON_TYPES:
         document = _one_value(body)
         if document is not _NOT_ONE_VALUE:
@@ -72,22 +76,22 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
             else:
                 events = [document]  # a single event: the one-line NDJSON body
             batch.events_seen = batch.json_values = len(events)
-            for index, event in enumerate(events):
-                _check(batch, index, event, stamp, max_line_bytes)
+            _check_all(batch, enumerate(events), received_at, max_line_bytes)
             return batch
+    parsed: list[tuple[int, Any]] = []
     index = 0
     for raw_line in body.split(b"\n"):
-        if not raw_line.strip():
+        if raw_line.isspace() or not raw_line:
             continue
         try:
-            event = orjson.loads(raw_line)
+            parsed.append((index, orjson.loads(raw_line)))
         except orjson.JSONDecodeError:
             batch.rejected.append(Rejected(index, Reason.INVALID_JSON.value))
-        else:
-            batch.json_values += 1
-            _check(batch, index, event, stamp, max_line_bytes)
         index += 1
     batch.events_seen = index
+    batch.json_values = len(parsed)
+    _check_all(batch, parsed, received_at, max_line_bytes)
+    batch.rejected.sort(key=lambda item: item.index)
     return batch
 
 
@@ -98,21 +102,23 @@ def _one_value(body: bytes) -> Any:
         return _NOT_ONE_VALUE
 
 
-def _check(batch: TelemetryBatch, index: int, event: Any, stamp: str, max_line_bytes: int) -> None:
-    if type(event) is not dict:
-        batch.rejected.append(Rejected(index, Reason.NOT_AN_OBJECT.value))
-        return
-    device_type = event.get("device_type")
-    if device_type is None:  # null equals absent
-        batch.rejected.append(Rejected(index, Reason.MISSING_FIELD.value))
-        return
-    if not isinstance(device_type, str) or device_type not in _DEVICE_TYPES:
-        batch.rejected.append(Rejected(index, Reason.UNKNOWN_DEVICE_TYPE.value))
-        return
-    event["received_at"] = stamp
-    line = orjson.dumps(event)
-    if len(line) > max_line_bytes:
-        batch.rejected.append(Rejected(index, Reason.RECORD_TOO_LARGE.value))
-        return
-    batch.lines.append(line)
-    batch.indices.append(index)
+def _check_all(batch: TelemetryBatch, events: Iterable[tuple[int, Any]], stamp: str, max_line_bytes: int) -> None:
+    """The structural checks, stamp and serialization; the hot loop of the ingester (kept flat on purpose)."""
+    lines, indices, rejected = batch.lines, batch.indices, batch.rejected
+    dumps, device_types = orjson.dumps, _DEVICE_TYPES
+    for index, event in events:
+        if event.__class__ is not dict:
+            rejected.append(Rejected(index, _NOT_AN_OBJECT))
+            continue
+        device_type = event.get("device_type")
+        if device_type.__class__ is not str or device_type not in device_types:
+            reason = _MISSING_FIELD if device_type is None else _UNKNOWN_DEVICE_TYPE  # null equals absent
+            rejected.append(Rejected(index, reason))
+            continue
+        event["received_at"] = stamp
+        line = dumps(event)
+        if len(line) > max_line_bytes:
+            rejected.append(Rejected(index, _RECORD_TOO_LARGE))
+            continue
+        lines.append(line)
+        indices.append(index)

@@ -1,0 +1,125 @@
+"""Handler throughput: 1,000-event requests through `ingester.app` with a null sink.
+
+Baseline, measured in the same run: the floor of any pass-through, `orjson.loads` of the body
+plus `orjson.dumps` of the events it holds. The handler does that too, plus the routing, checks,
+`received_at`, packing into records, the response, one log line and the EMF metrics.
+Target: handler throughput >= 0.5 of the floor. Medians over several rounds.
+
+    .venv/bin/python bench/ingester_throughput.py [--rounds 7] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REAL_STDOUT = sys.stdout
+sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the handler's log lines and EMF go nowhere
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+import orjson  # noqa: E402
+
+from ingester.app import build_handler  # noqa: E402
+
+EVENTS_PER_REQUEST = 1000
+
+
+class NullSink:
+    def put_record_batch(self, stream_name: str, records: Sequence[bytes]) -> list[str | None]:
+        return [None] * len(records)
+
+
+class Context:
+    function_name = "ingester"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:ingester"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def typical_events(count: int) -> list[dict[str, Any]]:
+    """~400 bytes each, the three device types in turn."""
+    kinds = [
+        {"device_type": "lock", "event_name": "bolt_changed", "battery_pct": 87, "bolt_state": "locked",
+         "door_state": "closed", "operation_source": "keypad", "rssi_dbm": -61, "temperature_c": 21.5},
+        {"device_type": "bridge", "event_name": "heartbeat", "wifi_rssi_dbm": -48, "uptime_s": 86400,
+         "connected_devices": 3, "cpu_pct": 12.5, "mem_free_kb": 20480, "network_type": "wifi"},
+        {"device_type": "video_doorbell", "event_name": "motion", "battery_pct": 64, "wifi_rssi_dbm": -55,
+         "motion_detected": True, "button_pressed": False, "night_mode": True},
+    ]
+    return [
+        {"event_id": f"0f8fad5b-d9cb-469f-a165-{index:012d}", "device_id": f"device-{index % 97:04d}-home-42",
+         "event_time": "2026-11-25T19:30:00.123Z", "firmware_version": "4.2.1-release",
+         "schema_version": 1, **kinds[index % 3],
+         "attributes": {"home_id": "home-42", "room": "front-door", "app_version": "7.3.0"}}
+        for index in range(count)
+    ]
+
+
+def api_event(body: str) -> dict[str, Any]:
+    return {
+        "resource": "/v1/telemetry", "path": "/v1/telemetry", "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json", "x-api-key": "bench"},
+        "multiValueHeaders": {"Content-Type": ["application/json"], "x-api-key": ["bench"]},
+        "requestContext": {"requestId": "bench", "requestTimeEpoch": int(time.time() * 1000), "stage": "bench",
+                           "resourcePath": "/v1/telemetry", "httpMethod": "POST"},
+        "body": body, "isBase64Encoded": False,
+    }
+
+
+def per_second(work: Callable[[], object], repeats: int, rounds: int) -> float:
+    """Median over `rounds` of requests per second for `repeats` calls."""
+    results = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            work()
+        results.append(repeats / (time.perf_counter() - start))
+    return statistics.median(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    events = typical_events(EVENTS_PER_REQUEST)
+    body = orjson.dumps(events).decode()
+    body_bytes = body.encode()
+    handler = build_handler({"TELEMETRY_STREAM_NAME": "t", "OTLP_STREAM_NAME": "o"}, sink=NullSink())
+    context = Context()
+    event = api_event(body)
+    response = handler(api_event(body), context)
+    assert response["statusCode"] == 200, response
+
+    def floor() -> None:
+        orjson.dumps(orjson.loads(body_bytes))
+
+    def through_handler() -> None:
+        event["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)
+        handler(event, context)
+
+    floor_rate = per_second(floor, args.requests, args.rounds)
+    handler_rate = per_second(through_handler, args.requests, args.rounds)
+    out = REAL_STDOUT
+    print(f"{EVENTS_PER_REQUEST} events per request, {len(body_bytes) / EVENTS_PER_REQUEST:.0f} B per event, "
+          f"median of {args.rounds} rounds x {args.requests} requests", file=out)
+    print(f"  floor: orjson loads + dumps   {floor_rate:8.0f} req/s  {floor_rate * EVENTS_PER_REQUEST:10.0f} events/s",
+          file=out)
+    print(f"  ingester handler (null sink)  {handler_rate:8.0f} req/s  "
+          f"{handler_rate * EVENTS_PER_REQUEST:10.0f} events/s", file=out)
+    print(f"  ratio handler / floor         {handler_rate / floor_rate:8.2f}   (target >= 0.5)", file=out)
+
+
+if __name__ == "__main__":
+    main()
