@@ -162,8 +162,9 @@ def _record(outcome: Outcome, status: int) -> None:
     if write is not None:
         metrics.add_metric(name="FirehoseRecords", unit=MetricUnit.Count, value=write.records_sent)
         metrics.add_metric(name="FirehoseBytes", unit=MetricUnit.Bytes, value=write.bytes_sent)
-        metrics.add_metric(name="FirehoseRetries", unit=MetricUnit.Count, value=write.retries)
-        metrics.add_metric(name="FirehoseFailedRecords", unit=MetricUnit.Count, value=write.failed_records)
+        if write.failed_records:  # zero most of the time; alarms treat missing data as not breaching
+            metrics.add_metric(name="FirehoseRetries", unit=MetricUnit.Count, value=write.retries)
+            metrics.add_metric(name="FirehoseFailedRecords", unit=MetricUnit.Count, value=write.failed_records)
     fields: dict[str, Any] = {
         "route": outcome.route, "status": status, "accepted": outcome.accepted, "rejected": outcome.rejected,
     }
