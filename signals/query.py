@@ -100,11 +100,14 @@ def query_local(env: Environment, sql: str) -> QueryResult:
                 connection.register(name, glue_table_data(glue, s3, database, name))
         try:
             # DuckDB 2.0: `.arrow()` is a RecordBatchReader and `fetch_arrow_table` is gone; this is the Table.
-            table = connection.execute(sql).to_arrow_table()
+            relation = connection.sql(sql)
+            table = relation.to_arrow_table() if relation is not None else None
         except duckdb.Error as exc:
             raise QueryFailed(str(exc)) from None
     finally:
         connection.close()
+    if table is None:  # a statement without a result (SET, ...)
+        return QueryResult(columns=[], rows=[])
     return QueryResult(columns=list(table.column_names), rows=[tuple(row.values()) for row in table.to_pylist()])
 
 
@@ -119,8 +122,8 @@ def glue_table_data(glue: Any, s3: Any, database: str, table_name: str) -> Any:
     table = glue.get_table(DatabaseName=database, Name=table_name)["Table"]
     partition_keys = [key["Name"] for key in table.get("PartitionKeys") or []]
     schema = arrow_schema(spec) if spec is not None else None
-    partitions = [p for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, Name=table_name)
-                  for p in page["Partitions"]]
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table_name)
+    partitions = [p for page in pages for p in page["Partitions"]]
     jobs: list[tuple[str, str, list[str]]] = []
     for partition in partitions:
         bucket, prefix = _split_s3_url(partition["StorageDescriptor"]["Location"])

@@ -197,9 +197,8 @@ def survey(stack: Any) -> Landed:
     glue = stack.client("glue")
     database = stack.outputs[Output.GLUE_DATABASE]
     for table in TABLES:
-        names = [f"{p['Values'][0]} {p['Values'][1]}h"
-                 for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, Name=table.name)
-                 for p in page["Partitions"]]
+        pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table.name)
+        names = [f"{p['Values'][0]} {p['Values'][1]}h" for page in pages for p in page["Partitions"]]
         landed.partitions[table.name] = sorted(names)
 
     dynamodb = stack.client("dynamodb")
