@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -108,8 +109,21 @@ class _Sink:
         self.quarantine.abort()
 
 
+@cache
+def use_jemalloc() -> None:
+    """Arrow's jemalloc pool returns freed memory sooner than its default pool in this streaming
+    parse (measured: lower peak RSS at the same speed). An explicit ARROW_DEFAULT_MEMORY_POOL wins."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow build without jemalloc
+        return
+
+
 def parse_raw(stream: Readable, raw: RawObject, scratch: Path, settings: ParseSettings | None = None) -> ParseOutcome:
     """Parse one raw object into files under `scratch` (which must exist and be empty)."""
+    use_jemalloc()
     settings = settings or ParseSettings()
     reader = _CountingReader(stream)
     sink = _Sink(scratch, raw.source_key)
@@ -138,7 +152,7 @@ def _parse_devices(reader: Readable, raw: RawObject, settings: ParseSettings, si
     if settings.workers <= 1:
         for item in iter_blocks(reader, settings.block_bytes):
             if isinstance(item, Block):
-                sink.block(parse_block(item.data, item.first_line, ctx))
+                sink.block(parse_block(item.data, item.first_line, ctx, item.line_count))
             else:
                 sink.reject(_stream_problem(item))
         return
@@ -147,7 +161,7 @@ def _parse_devices(reader: Readable, raw: RawObject, settings: ParseSettings, si
         try:
             for item in iter_blocks(reader, settings.block_bytes):
                 if isinstance(item, Block):
-                    in_flight.append(pool.submit(parse_block, item.data, item.first_line, ctx))
+                    in_flight.append(pool.submit(parse_block, item.data, item.first_line, ctx, item.line_count))
                     while len(in_flight) > settings.workers:
                         sink.block(in_flight.popleft().result())
                 else:

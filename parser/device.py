@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from itertools import accumulate
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ _DECLARED: Final = frozenset(READ_SCHEMA.names)
 _PARSE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="infer")
 _VECTOR_ATTRIBUTE_TYPES: Final = (pa.string(), pa.int64(), pa.bool_())
 _STRING_MAP: Final = pa.map_(pa.string(), pa.string())
+#: Output columns computed from the checks rather than copied from the read.
+_COMPUTED: Final = frozenset({"event_time", "received_at", "extra", "source_key", "source_line"})
 
 
 # --- blocks to Arrow segments --------------------------------------------------------------------
@@ -134,19 +137,19 @@ class _Lines:
         if parts and parts[-1] == b"":
             parts.pop()
         self.items = parts
-        starts = [0]
-        position = 0
-        for part in parts:
-            position += len(part) + 1
-            starts.append(position)
-        self.starts = starts
+        self._lengths: list[int] | None = None  # cumulative lengths without newlines, from 0
+
+    def start(self, index: int) -> int:
+        if self._lengths is None:
+            self._lengths = list(accumulate(map(len, self.items), initial=0))
+        return self._lengths[index] + index  # plus one newline per line before it
 
     def span(self, first: int, stop: int) -> memoryview:
-        end = min(self.starts[stop], len(self.block))
-        return memoryview(self.block)[self.starts[first]:end]
+        end = min(self.start(stop), len(self.block))
+        return memoryview(self.block)[self.start(first):end]
 
     def line_at_offset(self, offset: int) -> int:
-        return bisect.bisect_right(self.starts, offset) - 1
+        return bisect.bisect_right(range(len(self.items) + 1), offset, key=self.start) - 1
 
 
 def _looks_plain(block: bytes) -> bool:
@@ -170,11 +173,10 @@ class _Segments:
     per_line: list[int] = field(default_factory=list)  # block-relative line indexes
 
 
-def _read_segments(block: bytes, result: BlockResult, ctx: DeviceContext, first_line: int) -> tuple[
+def _read_segments(block: bytes, line_count: int, result: BlockResult, first_line: int) -> tuple[
         _Segments, _Lines | None]:
     segments = _Segments()
     lines: _Lines | None = None
-    line_count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     pending: list[tuple[int, int]] = []
     if _looks_plain(block):
         try:
@@ -208,7 +210,7 @@ def _read_segments(block: bytes, result: BlockResult, ctx: DeviceContext, first_
             try:
                 bytes(data).decode("utf-8")
             except UnicodeDecodeError as decode_error:
-                bad = lines.line_at_offset(lines.starts[start] + decode_error.start)
+                bad = lines.line_at_offset(lines.start(start) + decode_error.start)
                 segments.per_line.append(bad)
                 pending.append((bad + 1, stop))
                 pending.append((start, bad))
@@ -456,7 +458,7 @@ def _attributes_map(attributes: pa.Array) -> pa.Array:
         counts = pa.array([0] * length, pa.int32())
         keys = values = pa.array([], pa.string())
     else:
-        positions = pa.array(range(length * width), pa.int64())
+        positions = _arange(length * width)
         row = pc.divide(positions, width)
         child_index = pc.subtract(positions, pc.multiply(row, width))
         column_major = pa.concat_arrays(children)
@@ -471,13 +473,19 @@ def _attributes_map(attributes: pa.Array) -> pa.Array:
     return pa.MapArray.from_arrays(offsets, keys, values, type=_STRING_MAP, mask=pc.is_null(attributes))
 
 
+def _arange(count: int) -> pa.Array:
+    """0, 1, ..., count - 1 as int64, built in Arrow rather than from a Python range."""
+    return pc.subtract(pc.cumulative_sum(pc.fill_null(pa.nulls(count, pa.int64()), 1)), 1)
+
+
 def _as_int64(values: pa.Array) -> pa.Array:
     return pc.cast(values, pa.int64(), safe=False)  # integral and within 2**53 already checked
 
 
 def _build_type_table(checked: _Checked, rows: pa.Array, device_type: DeviceType, ctx: DeviceContext) -> pa.Table:
     schema = arrow_schema(DEVICE_TABLES[device_type])
-    table = checked.table.take(rows)
+    wanted = [name for name in schema.names if name in checked.table.column_names and name not in _COMPUTED]
+    table = checked.table.select(wanted).take(rows)
     columns: list[pa.Array] = []
     for schema_field in schema:
         name = schema_field.name
@@ -539,10 +547,12 @@ def _row_with_own_line(row: dict[str, Any], line: bytes, device_type: DeviceType
     return row
 
 
-def parse_block(block: bytes, first_line: int, ctx: DeviceContext) -> BlockResult:
-    """Every line of `block` (numbered from `first_line`) to a row or a rejection."""
+def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: int | None = None) -> BlockResult:
+    """Every line of `block` (numbered from `first_line`; `line_count` if known) to a row or a rejection."""
     result = BlockResult()
-    segments, lines = _read_segments(block, result, ctx, first_line)
+    if line_count is None:
+        line_count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    segments, lines = _read_segments(block, line_count, result, first_line)
     per_line_indexes = list(segments.per_line)
     checked_parts: list[_Checked] = []
     for table, numbers in _combine(segments.tables, first_line):
@@ -610,10 +620,7 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext) -> BlockResul
 def _combine(tables: list[tuple[int, pa.Table]], first_line: int) -> list[tuple[pa.Table, pa.Array]]:
     """Segments of one block as few tables as their (inferred) schemas allow, each with its line numbers."""
     ordered = sorted(tables, key=lambda item: item[0])
-    numbered = [
-        (table, pa.array(range(first_line + start, first_line + start + table.num_rows), pa.int64()))
-        for start, table in ordered
-    ]
+    numbered = [(table, pc.add(_arange(table.num_rows), first_line + start)) for start, table in ordered]
     if len(numbered) <= 1:
         return [(table.combine_chunks(), numbers) for table, numbers in numbered]
     try:

@@ -17,7 +17,7 @@ from parser.records import MAX_LINE_BYTES, QUARANTINE_PREVIEW_BYTES
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 READ_BYTES: Final = 1 << 20
-DEFAULT_BLOCK_BYTES: Final = 4 << 20
+DEFAULT_BLOCK_BYTES: Final = 8 << 20
 
 
 class Readable(Protocol):
@@ -28,6 +28,7 @@ class Readable(Protocol):
 class Block:
     data: bytes  # complete lines; the last one may lack its newline at the end of the object
     first_line: int
+    line_count: int
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def iter_blocks(stream: Readable, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Ite
                 break
             data = bytes(pending[:cut])
             del pending[:cut]
-            yield Block(data, next_line)
-            next_line += data.count(b"\n")
+            count = data.count(b"\n")
+            yield Block(data, next_line, count)
+            next_line += count
         if len(pending) > MAX_LINE_BYTES and b"\n" not in pending:
             skipping = OversizedLine(next_line, bytes(pending[:QUARANTINE_PREVIEW_BYTES]), len(pending))
             pending.clear()
@@ -170,10 +172,11 @@ def iter_blocks(stream: Readable, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Ite
         cut = pending.rfind(b"\n") + 1
         if cut:
             data = bytes(pending[:cut])
-            yield Block(data, next_line)
-            next_line += data.count(b"\n")
+            count = data.count(b"\n")
+            yield Block(data, next_line, count)
+            next_line += count
         yield Damage(next_line, bytes(pending[cut:cut + QUARANTINE_PREVIEW_BYTES]), inflater_error)
         return
     if pending:
-        yield Block(bytes(pending), next_line)
+        yield Block(bytes(pending), next_line, pending.count(b"\n") + (0 if pending.endswith(b"\n") else 1))
 
