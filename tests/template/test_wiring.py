@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -447,3 +448,29 @@ def test_every_function_alarms_on_errors_and_the_api_on_5xx(resources: Resources
 def test_outputs_are_exactly_the_keys_signals_env_reads(translated: dict[str, Any]) -> None:
     expected = {value for name, value in vars(Output).items() if name.isupper()}
     assert set(translated["Outputs"]) == expected
+
+
+# --- dashboards ----------------------------------------------------------------------------------
+
+
+def _dashboard(resources: Resources, name: str) -> tuple[dict[str, Any], set[str]]:
+    """The dashboard body as JSON (substitutions blanked) and the resources it substitutes in."""
+    ((_, dashboard),) = [d for d in of_type(resources, "AWS::CloudWatch::Dashboard")
+                         if d[1]["Properties"]["DashboardName"] == name]
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    referenced = {ref.split(".")[0] for ref in re.findall(r"\$\{([^}!]+)\}", body)}
+    return json.loads(re.sub(r"\$\{[^}!]+\}", "x", body)), referenced
+
+
+def test_app_dashboard_shows_the_api_ingester_and_both_streams(resources: Resources) -> None:
+    body, referenced = _dashboard(resources, "telemetry-app-metrics")
+    assert len(body["widgets"]) >= 6
+    assert {"IngesterFunction", "TelemetryFirehose", "OtlpFirehose"} <= referenced
+    assert "telemetry-signals-ingester-api" in json.dumps(body)
+
+
+def test_parser_dashboard_shows_every_queue_dlq_and_function(resources: Resources) -> None:
+    body, referenced = _dashboard(resources, "telemetry-parser-metrics")
+    assert len(body["widgets"]) >= 6
+    queues = set(QUEUES) | {dlq for _, dlq, _ in QUEUES.values()}
+    assert queues | {"ParserFunction", "RegistryFunction", "ReconcilerFunction"} <= referenced
