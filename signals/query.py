@@ -244,8 +244,9 @@ def _athena_value(value: str | None, athena_type: str) -> Any:
 def _plain(value: Any) -> Any:
     """A JSON-able form of a result value (timestamps RFC 3339 UTC, maps as objects)."""
     if isinstance(value, datetime):
-        text = value.isoformat()
-        return text.replace("+00:00", "Z")
+        micros = value.microsecond
+        timespec = "seconds" if micros == 0 else "milliseconds" if micros % 1000 == 0 else "microseconds"
+        return value.isoformat(timespec=timespec).replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list) and all(isinstance(item, tuple) and len(item) == 2 for item in value):

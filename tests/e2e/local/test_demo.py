@@ -21,3 +21,6 @@ def test_signals_demo_exits_zero_and_reports_what_landed(tmp_path: Path) -> None
         assert heading in out
     assert "FAIL" not in out
     assert "everything accepted landed where it should" in out
+    # Function logs and EMF metrics went to files under SIGNALS_HOME, not to the console.
+    assert '"_aws"' not in out
+    assert '"_aws"' in (tmp_path / "logs" / "telemetry-signals-ingester.log").read_text()

@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import pytest
@@ -115,3 +116,19 @@ def test_raw_objects_are_gzip_under_the_expanded_prefix(stack: LocalStack) -> No
     assert key.rsplit("/", 1)[-1].startswith("telemetry-signals-lake-firehose-1-20")
     body = stack.client("s3").get_object(Bucket=stack.outputs[Output.RAW_BUCKET], Key=key)["Body"].read()
     assert all(json.loads(line)["received_at"].endswith("Z") for line in gzip.decompress(body).splitlines())
+
+
+def test_keep_copies_the_lake_and_function_logs_go_to_log_files(stack: LocalStack, tmp_path: Path) -> None:
+    status, _ = post(stack, "/v1/telemetry", json.dumps([{
+        "event_id": "keep-1", "device_id": "keep-lock", "device_type": "lock", "event_name": "bolt_changed",
+        "event_time": int(time.time() * 1000)}]).encode(), {"x-api-key": API_KEY, "content-type": "application/json"})
+    assert status == 200
+    assert stack.wait_until_drained(60)
+    copied = stack.keep(tmp_path)
+    verified = list(tmp_path.glob("telemetry_flat/type=lock/day=*/hour=*/*.parquet"))
+    assert verified
+    assert copied >= len(verified)
+    # Powertools' JSON logs land in the function's log file (EMF metrics too: see test_demo, as pytest
+    # swaps sys.stdout under a running test).
+    ingester_log = (stack.log_dir / "telemetry-signals-ingester.log").read_text()
+    assert '"service":"ingester"' in ingester_log.replace(" ", "")
