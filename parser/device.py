@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from itertools import accumulate
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Final
 
 import orjson

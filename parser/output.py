@@ -63,13 +63,11 @@ _UNIQUE_STRINGS: Final = frozenset({"event_id", "trace_id", "span_id", "body", "
 def dictionary_columns(table: TableSpec) -> list[str]:
     columns: list[str] = []
     for spec in table.fields:
+        bounded_int = spec.kind in (Kind.INT, Kind.INT32) and spec.minimum is not None and spec.maximum is not None
+        repeating_string = spec.kind == Kind.STRING and spec.name not in _UNIQUE_STRINGS
         if spec.kind == Kind.STRING_MAP:
             columns += [f"{spec.name}.key_value.key", f"{spec.name}.key_value.value"]
-        elif spec.kind == Kind.STRING and spec.name not in _UNIQUE_STRINGS:
-            columns.append(spec.name)
-        elif spec.kind in (Kind.INT, Kind.INT32) and spec.minimum is not None and spec.maximum is not None:
-            columns.append(spec.name)
-        elif spec.name == "schema_version":
+        elif repeating_string or bounded_int or spec.name == "schema_version":
             columns.append(spec.name)
     return columns
 
