@@ -5,9 +5,9 @@ environment mapping from the template (never `os.environ`), gets a Lambda contex
 (request id, remaining time from the template's Timeout) and runs one invocation at a time (the
 handlers keep per-invocation state at module level, as Lambda allows).
 
-What a function prints (Powertools' JSON logs, EMF metrics) goes to `SIGNALS_HOME/logs/{function}.log`
-instead of the console: `RoutedStdout` sends writes made while a function runs to that function's
-file and leaves every other write alone.
+What a function prints (Powertools' JSON logs, EMF metrics, warnings, tracebacks) goes to
+`SIGNALS_HOME/logs/{function}.log` instead of the console: `RoutedStdout` (on stdout and stderr)
+sends writes made while a function runs to that function's file and leaves every other write alone.
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ class LambdaContext:
 class RoutedStdout(io.TextIOBase):
     """sys.stdout replacement: writes from a thread running a function go to that function's log file."""
 
-    def __init__(self, console: TextIO, log_dir: Path) -> None:
+    def __init__(self, console: TextIO, log_dir: Path, *, share_with: RoutedStdout | None = None) -> None:
         self.console = console
         self.log_dir = log_dir
-        self._local = threading.local()
-        self._files: dict[str, TextIO] = {}
-        self._lock = threading.Lock()
+        # stdout and stderr routers share the per-thread function and the open files.
+        self._local: threading.local = share_with._local if share_with else threading.local()
+        self._files: dict[str, TextIO] = share_with._files if share_with else {}
+        self._lock: threading.Lock = share_with._lock if share_with else threading.Lock()
+        self.stderr: RoutedStdout | None = None
 
     def route_to(self, function_name: str | None) -> None:
         self._local.function = function_name
@@ -101,22 +103,31 @@ class RoutedStdout(io.TextIOBase):
 
 
 def install_routed_stdout(log_dir: Path) -> RoutedStdout:
-    """Route function output to files; also re-point logging handlers bound to the old stdout."""
+    """Route function output (stdout and stderr) to files; re-point logging handlers bound to the old streams."""
     console = sys.stdout
     routed = RoutedStdout(console, log_dir)
+    routed.stderr = RoutedStdout(sys.stderr, log_dir, share_with=routed)
     sys.stdout = routed
+    sys.stderr = routed.stderr
     for handler in _stream_handlers():
         if handler.stream is console:
             handler.setStream(routed)
+        elif handler.stream is routed.stderr.console:
+            handler.setStream(routed.stderr)
     return routed
 
 
 def uninstall_routed_stdout(routed: RoutedStdout) -> None:
-    for handler in _stream_handlers():
-        if handler.stream is routed:
-            handler.setStream(routed.console)
+    for router in (routed, routed.stderr):
+        if router is None:
+            continue
+        for handler in _stream_handlers():
+            if handler.stream is router:
+                handler.setStream(router.console)
     if sys.stdout is routed:
         sys.stdout = routed.console
+    if routed.stderr is not None and sys.stderr is routed.stderr:
+        sys.stderr = routed.stderr.console
     routed.close_files()
 
 
@@ -159,6 +170,8 @@ class LocalFunction:
             for handler in _stream_handlers():
                 if handler.stream is self._routed.console:
                     handler.setStream(self._routed)
+                elif self._routed.stderr is not None and handler.stream is self._routed.stderr.console:
+                    handler.setStream(self._routed.stderr)
         build: Callable[..., Handler] = module.build_handler
         return build(dict(self.spec.environment), self._clients)
 
@@ -177,7 +190,7 @@ class LocalFunction:
             except Exception:
                 self.errors += 1
                 # Lambda logs an unhandled error to the function's log; so do we (the file, not the console).
-                traceback.print_exc(file=sys.stdout if self._routed is not None else sys.stderr)
+                traceback.print_exc(file=sys.stderr)
                 raise
             finally:
                 if self._routed is not None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -20,6 +21,7 @@ from signals.local.stack import LocalStack
 from tests.e2e.local.conftest import API_KEY
 
 
+@pytest.mark.filterwarnings("ignore:.*LoggingHandler.*:DeprecationWarning")
 def test_sdk_logs_come_back_with_attributes_trace_ids_and_severities(stack: LocalStack, signals_home: Path) -> None:
     resource = Resource.create({"service.name": "e2e-otel", "device.id": "dev-42"})
     provider = LoggerProvider(resource=resource)
