@@ -5,11 +5,12 @@ handler over another environment mapping, boto3 clients or record sink (the loca
 Configuration is read on the first request, not at import. The API key is enforced by API Gateway
 (and by the local stack's HTTP front), not here.
 
-Cold start: this module loads boto3, Powertools (Logger, Metrics, the event handler) and orjson;
-pydantic (configuration) loads on the first request and protobuf only on the first protobuf request
-to /v1/logs. It never loads pyarrow. It does not use the Powertools Tracer: constructing one imports
-the X-Ray SDK, which builds two botocore clients at import (as long as boto3's own import again,
-bench/ingester_import.py). Lambda active tracing still records each invocation without it.
+Cold start: this module loads botocore, Powertools (Logger, Metrics, the event handler) and orjson.
+pydantic (configuration) loads on the first request, protobuf on the first protobuf request to
+/v1/logs. Never loaded: pyarrow; boto3 (one Firehose client needs only botocore, and boto3's own
+layer, s3transfer and resources, is about a sixth of `import boto3`); the Powertools Tracer (it
+imports the X-Ray SDK, which builds two botocore clients at import, costing about as much as
+`import boto3` again). With active tracing on, Lambda still records each invocation.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.config import Config
 
-from ingester.firehose import FirehoseSink, FirehoseWriter, RecordSink
+from ingester.firehose import FirehoseSink, FirehoseWriter, RecordSink, firehose_client
 from ingester.service import Ingester, Outcome, Reply, Request, retry_budget
-from shared.aws import Clients
 from shared.observability import METRICS_NAMESPACE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from shared.aws import Clients
 
 SERVICE = "ingester"
 # shared.observability's Logger and Metrics, without its Tracer (see the module docstring).
@@ -62,7 +64,7 @@ def build_handler(
     """A handler reading its configuration from `environ` on first use.
 
     `sink` replaces the Firehose client (tests, the local stack's Firehose stand-in); otherwise the
-    Firehose client comes from `clients` (default: a new `Clients` with short timeouts).
+    Firehose client comes from `clients`, or, by default, from botocore with short timeouts.
     """
     state: dict[str, Any] = {}
 
@@ -71,7 +73,12 @@ def build_handler(
             from shared.config import IngesterConfig, load  # noqa: PLC0415 (pydantic: first request, not import)
 
             config = load(IngesterConfig, environ)
-            record_sink = sink or FirehoseSink((clients or Clients(config=FIREHOSE_CLIENT_CONFIG)).client("firehose"))
+            if sink is not None:
+                record_sink = sink
+            elif clients is not None:
+                record_sink = FirehoseSink(clients.client("firehose"))
+            else:
+                record_sink = FirehoseSink(firehose_client(FIREHOSE_CLIENT_CONFIG))
             state["budget_s"] = config.firehose_retry_budget_s
             state["ingester"] = Ingester(
                 writer_factory(record_sink),

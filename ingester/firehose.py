@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+import botocore.session
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 KiB: Final = 1024
@@ -41,6 +43,11 @@ class RecordSink(Protocol):
         Raises `SinkUnavailable` when the call as a whole failed.
         """
         ...
+
+
+def firehose_client(config: Config) -> Any:
+    """A Firehose client from botocore: the same credentials, region and `AWS_ENDPOINT_URL` as boto3."""
+    return botocore.session.get_session().create_client("firehose", config=config)
 
 
 class FirehoseSink:
