@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         progress.stop()
         report_started = time.monotonic()
         landed = survey(stack)
-        sample_sql = ("SELECT device_type, bolt_state, count(*) AS events, round(avg(battery_pct), 1) AS avg_battery "
-                      "FROM telemetry_lock_flat GROUP BY 1, 2 ORDER BY events DESC")
+        sample_sql = ("SELECT bolt_state, count(*) AS events, round(avg(battery_pct), 1) AS avg_battery, "
+                      "max(event_time) AS latest FROM telemetry_lock_flat GROUP BY bolt_state ORDER BY events DESC")
         sample = run_query(stack, sample_sql)
         timings["survey and sample query"] = time.monotonic() - report_started
         stack.settings.drain_on_stop_seconds = 0

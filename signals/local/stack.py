@@ -54,6 +54,16 @@ def signals_home() -> Path:
     return local_state_path().parent
 
 
+def ensure_port_free(port: int) -> None:
+    """moto's threaded server would wait forever for a port it cannot bind; fail clearly instead."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP servers do
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"127.0.0.1:{port} is in use") from None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -248,6 +258,7 @@ class LocalStack:
         self.started_at = time.monotonic()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
         aws_port = settings.aws_port or free_port()
+        ensure_port_free(aws_port)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         self._moto.start()
         self._aws_endpoint = f"http://127.0.0.1:{aws_port}"
