@@ -373,7 +373,10 @@ class Artifact:
                 f"pyarrow {'yes' if 'pyarrow' in self.packages else 'no'}")
 
 
-def build(function: Function, out: Path) -> Artifact:
+def build(function: Function, out: Path, *, for_host: bool = False) -> Artifact:
+    """The function's artifact in `out`. `for_host` installs the same pinned versions for the Python
+    running this (wheels differ, so without hashes): a smoke test can then import the trimmed
+    artifact here, which an arm64 one cannot be on another CPU."""
     reqs = requirements(function)
     if locked_digest(function) != requirements_digest(reqs):
         raise BuildError(f"{lock_path(function)} is out of date with pyproject.toml; run python -m deploy.build lock")
@@ -381,8 +384,15 @@ def build(function: Function, out: Path) -> Artifact:
     out.mkdir(parents=True, exist_ok=True)
     for entry in out.iterdir():  # sam build reuses ARTIFACTS_DIR; start clean
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    _pip(["install", "--quiet", "--no-deps", "--no-compile", "--require-hashes", "--target", str(out),
-          *_platform_args(), "-r", str(lock_path(function))])
+    if for_host:
+        with tempfile.TemporaryDirectory() as scratch:
+            pins = Path(scratch) / "pins.txt"
+            pins.write_text("".join(f"{name}=={version}\n" for name, version in locked_packages(function).items()))
+            _pip(["install", "--quiet", "--no-deps", "--no-compile", "--only-binary=:all:", "--target", str(out),
+                  "-r", str(pins)])
+    else:
+        _pip(["install", "--quiet", "--no-deps", "--no-compile", "--require-hashes", "--target", str(out),
+              *_platform_args(), "-r", str(lock_path(function))])
     for package in sorted({m.split(".")[0] for m in modules}):
         shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     trimmed = trim(out)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,27 @@ def test_artifacts_build_for_lambda_arm64_within_size(tmp_path: Path) -> None:
     assert sizes["parser"] < PARSER_BUDGET
     assert all(size < build.LAMBDA_UNZIPPED_LIMIT for size in sizes.values())
     assert sizes["ingester"] < sizes["parser"] / 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_trimmed_artifact_imports_its_handler_alone(name: str, tmp_path: Path) -> None:
+    """The same pins and trimming for this machine's Python, imported with nothing else on the path:
+    proves the trimmed pyarrow still loads and every module the handler needs is in the artifact."""
+    build.build(FUNCTIONS[name], tmp_path, for_host=True)
+    code = (
+        "import sys, importlib\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"app = importlib.import_module('{name}.app')\n"
+        "assert callable(app.handler) and callable(app.build_handler)\n"
+        "if 'pyarrow' in sys.modules or {name!r} != 'ingester':\n"
+        "    import pyarrow.parquet, pyarrow.json, pyarrow.compute\n"
+        "outside = sorted(m.__name__ for m in list(sys.modules.values())\n"
+        "                 if 'site-packages' in (getattr(m, '__file__', None) or ''))\n"
+        "assert not outside, outside\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pyarrow')}))\n"
+    ).replace("{name!r}", repr(name))
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("pyarrow" in result.stdout) is (name != "ingester")
