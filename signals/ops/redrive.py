@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.s3events import s3_notification_body
 from shared.schema import Source
-from signals.env import Environment, Output
+from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import (
     add_env_arguments,
     environment_from_args,
@@ -359,7 +359,7 @@ def run_dlq(args: argparse.Namespace) -> int:
         return 2
     try:
         _pair, result = redrive_dlq(env, args.queue, sys.stdout, max_messages=args.max, dry_run=args.dry_run)
-    except RedriveError as exc:
+    except (RedriveError, ClientError, BotoCoreError) as exc:
         print(f"signals redrive: {exc}", file=sys.stderr)
         return 2
     return 1 if result is not None and (result.failed or result.copied_not_deleted) else 0
@@ -375,5 +375,9 @@ def run_raw(args: argparse.Namespace) -> int:
         return 2
     hours = hours_between(args.start, end)
     print(f"redrive raw {args.source} {hour_label(hours[0])}..{hour_label(hours[-1])} ({len(hours)} hour(s))")
-    result = redrive_raw(env, args.source, hours, sys.stdout, dry_run=args.dry_run)
+    try:
+        result = redrive_raw(env, args.source, hours, sys.stdout, dry_run=args.dry_run)
+    except (ClientError, BotoCoreError, EnvironmentNotFound) as exc:
+        print(f"signals redrive: {exc}", file=sys.stderr)
+        return 2
     return 1 if result.failed else 0

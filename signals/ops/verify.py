@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared import registry_keys
 from shared.layout import META_SOURCE_KEY, Partition, output_name, verified_key
 from shared.schema import OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
-from signals.env import Environment, Output
+from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import add_env_arguments, environment_from_args, list_objects, raw_hour_prefix
 
 STAGES: Final = ("raw", "verified", "registry", "glue")
@@ -390,5 +390,8 @@ def run(args: argparse.Namespace) -> int:
     except VerifyFailed as exc:
         print(f"signals verify: FAILED at {exc.stage}: {exc}", file=sys.stderr)
         return 1
+    except (ClientError, BotoCoreError, EnvironmentNotFound) as exc:  # cannot read the pipeline at all
+        print(f"signals verify: could not follow the canaries: {exc}", file=sys.stderr)
+        return 2
     print("signals verify: ok, every canary reached Glue")
     return 0

@@ -5,6 +5,7 @@ The API leg and the real pipeline are covered end to end in tests/e2e/ops agains
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
@@ -166,3 +167,13 @@ def test_default_timeout_follows_the_firehose_buffering_interval(pipeline: Pipel
         outputs[output] = name
     described = Environment(name="dev", session=env.session, outputs=outputs)
     assert verify.default_timeout(described) == 120 + verify.DEPLOYED_SLACK_S
+
+
+def test_command_exits_2_when_the_env_lacks_an_output(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(verify, "environment_from_args", lambda _args: pipeline.env)  # no ApiUrl output
+    parser = argparse.ArgumentParser(prog="signals")
+    verify.register(parser.add_subparsers())
+    args = parser.parse_args(["verify", "--timeout", "1"])
+    assert args.func(args) == 2
+    assert "stack has no output 'ApiUrl'" in capsys.readouterr().err
