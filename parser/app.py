@@ -66,7 +66,9 @@ def build_handler(environ: Mapping[str, str], clients: Clients | None = None) ->
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         service()  # configuration errors fail the invocation, not each message
-        if not event.get("Records"):
+        records = event.get("Records") or []
+        metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(records))
+        if not records:
             return {"batchItemFailures": []}
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(process_partial_response(event, record_handler, processor, context))
