@@ -16,6 +16,7 @@ from shared.schema import DEVICE_TABLES, DeviceType
 from signals.env import Environment, Output
 from signals.local.simulate import DeviceFleet, Tally
 from signals.local.stack import LocalStack
+from signals.query import QueryFailed
 from tests.e2e.local.conftest import API_KEY, post, sql, wait_for
 
 
@@ -132,3 +133,10 @@ def test_keep_copies_the_lake_and_function_logs_go_to_log_files(stack: LocalStac
     # swaps sys.stdout under a running test).
     ingester_log = (stack.log_dir / "telemetry-signals-ingester.log").read_text()
     assert '"service":"ingester"' in ingester_log.replace(" ", "")
+
+
+def test_query_errors_name_the_problem(stack: LocalStack, env: Environment) -> None:
+    with pytest.raises(QueryFailed, match="no_such_table"):
+        sql(env, "SELECT * FROM no_such_table")
+    empty = sql(env, "SELECT count(*) AS n, min(day) AS first_day FROM telemetry_lock_flat WHERE device_id = 'nobody'")
+    assert (empty.columns, empty.rows) == (["n", "first_day"], [(0, None)])
