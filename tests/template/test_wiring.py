@@ -81,14 +81,18 @@ def test_every_sqs_event_source_reports_batch_item_failures(resources: Resources
         assert mapping["ScalingConfig"]["MaximumConcurrency"]
 
 
-def test_every_queue_is_encrypted_with_the_key_s3_may_use(resources: Resources) -> None:
-    key_policy = _props(resources, "QueueKey")["KeyPolicy"]["Statement"]
-    s3_statement = next(s for s in key_policy if s.get("Principal", {}).get("Service") == "s3.amazonaws.com")
-    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= set(s3_statement["Action"])
+@pytest.mark.parametrize("service", ["s3.amazonaws.com", "cloudwatch.amazonaws.com"])
+def test_queues_and_alarm_topic_use_a_key_their_senders_may_use(resources: Resources, service: str) -> None:
+    """AWS-managed SQS/SNS keys admit neither S3 notifications nor CloudWatch alarm actions."""
+    key_policy = _props(resources, "MessagingKey")["KeyPolicy"]["Statement"]
+    statement = next(s for s in key_policy if s.get("Principal", {}).get("Service") == service)
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= set(statement["Action"])
     queues = [props["Properties"] for _, props in of_type(resources, "AWS::SQS::Queue")]
     assert len(queues) == 8
     for queue in queues:
-        assert target(queue["KmsMasterKeyId"]) == "QueueKey"
+        assert target(queue["KmsMasterKeyId"]) == "MessagingKey"
+    ((_, topic),) = of_type(resources, "AWS::SNS::Topic")
+    assert target(topic["Properties"]["KmsMasterKeyId"]) == "MessagingKey"
 
 
 # --- S3 notifications ----------------------------------------------------------------------------
