@@ -1,7 +1,8 @@
 """The ingest API on 127.0.0.1: HTTP turned into API Gateway REST proxy (v1) events, as API Gateway does.
 
-- Routes are the template's `Api` events (`POST /v1/telemetry`, `POST /v1/logs`); any other path is
-  403 `{"message":"Missing Authentication Token"}`, API Gateway's answer for an unknown resource.
+- Routes are the template's `Api` events (`POST /v1/telemetry`, `POST /v1/logs`), also under the
+  stage prefix the deployed URL has (`/live/v1/logs`); any other path is 403
+  `{"message":"Missing Authentication Token"}`, API Gateway's answer for an unknown resource.
 - Every route needs the API key in `x-api-key`; without it (or with a wrong one) 403
   `{"message":"Forbidden"}`, before the function runs.
 - Bodies over API Gateway's 10 MB payload limit are refused with 413.
@@ -166,6 +167,9 @@ def _handler_class(api: IngestApi) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length) if length else b""
             path = urlsplit(self.path).path
+            stage_prefix = f"/{api.stage}/"
+            if path.startswith(stage_prefix):  # the deployed URL carries the stage (`.../live/v1/logs`)
+                path = path[len(stage_prefix) - 1 :]
             found = api.route(self.command, path)
             if found is None:
                 self._send(HTTPStatus.FORBIDDEN, request_id, {"message": "Missing Authentication Token"})
@@ -174,8 +178,10 @@ def _handler_class(api: IngestApi) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.FORBIDDEN, request_id, {"message": "Forbidden"})
                 return
             route, function = found
+            query = urlsplit(self.path).query
             event = proxy_event(
-                api, route, method=self.command, raw_path=self.path, header_items=list(self.headers.items()),
+                api, route, method=self.command, raw_path=path + (f"?{query}" if query else ""),
+                header_items=list(self.headers.items()),
                 body=body, source_ip=self.client_address[0], request_id=request_id,
             )
             try:
