@@ -24,7 +24,7 @@ from shared import registry_keys
 from shared.layout import META_ROWS, VERIFIED_ROOT, Partition
 from shared.schema import ALL_TYPES, OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
 from signals.env import Environment, Output
-from signals.ops.common import format_age, format_bytes, hour_label, list_objects, raw_hour_prefix
+from signals.ops.common import EnvClients, format_age, format_bytes, hour_label, list_objects, raw_hour_prefix
 
 # A raw object normally has its processing record within a minute or two of landing.
 RAW_UNPROCESSED_WARN: Final = timedelta(minutes=10)
@@ -84,11 +84,18 @@ class CheckResult:
                 "details": dict(self.details)}
 
 
-@dataclass(frozen=True)
+@dataclass
 class StatusContext:
     env: Environment
     hour: datetime  # start of the UTC hour the hour-based checks look at
     now: datetime
+    clients: EnvClients = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.clients = EnvClients(self.env)
+
+    def client(self, service: str) -> Any:
+        return self.clients.client(service)
 
     @property
     def partition(self) -> Partition:
@@ -124,7 +131,7 @@ def _parse_time(text: str) -> datetime | None:
 
 
 def gather_hour_facts(ctx: StatusContext) -> HourFacts:
-    s3 = ctx.env.client("s3")
+    s3 = ctx.client("s3")
     raw_bucket = ctx.env.output(Output.RAW_BUCKET)
     verified_bucket = ctx.env.output(Output.VERIFIED_BUCKET)
     facts = HourFacts()
@@ -175,7 +182,7 @@ def check_raw_processed(ctx: StatusContext, facts: HourFacts) -> list[CheckResul
         if not objects:
             continue
         keys = [registry_keys.raw_key(raw_bucket, o["Key"]) for o in objects]
-        found = _batch_get_keys(ctx.env.client("dynamodb"), table, keys)
+        found = _batch_get_keys(ctx.client("dynamodb"), table, keys)
         unprocessed = [o for o in objects if f"RAW#{raw_bucket}/{o['Key']}" not in found]
         ages = [_age(ctx, o["LastModified"]) for o in unprocessed]
         oldest = max(ages, default=timedelta(0))
@@ -230,7 +237,7 @@ def _oldest_message_age(ctx: StatusContext, queue_name: str) -> float | None:
     """
     if ctx.env.endpoint_url is not None:
         return None
-    response = ctx.env.client("cloudwatch").get_metric_statistics(
+    response = ctx.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
         Dimensions=[{"Name": "QueueName", "Value": queue_name}],
         StartTime=ctx.now - timedelta(minutes=10), EndTime=ctx.now, Period=60, Statistics=["Maximum"],
@@ -240,7 +247,7 @@ def _oldest_message_age(ctx: StatusContext, queue_name: str) -> float | None:
 
 
 def _queue_depth(ctx: StatusContext, url: str) -> dict[str, int]:
-    attributes = ctx.env.client("sqs").get_queue_attributes(
+    attributes = ctx.client("sqs").get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                                       "ApproximateNumberOfMessagesDelayed"])["Attributes"]
     return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
@@ -311,7 +318,7 @@ def check_verified(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
 
 
 def check_quarantine(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
-    s3 = ctx.env.client("s3")
+    s3 = ctx.client("s3")
     bucket = ctx.env.output(Output.QUARANTINE_BUCKET)
     results = []
     for source, types in SOURCE_TYPES.items():
@@ -346,7 +353,7 @@ def check_quarantine(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
 # --- registry ------------------------------------------------------------------------------------
 
 def _query_status(ctx: StatusContext, status: str) -> list[dict[str, Any]]:
-    dynamodb = ctx.env.client("dynamodb")
+    dynamodb = ctx.client("dynamodb")
     items: list[dict[str, Any]] = []
     for page in dynamodb.get_paginator("query").paginate(
         TableName=ctx.env.output(Output.REGISTRY_TABLE), IndexName=registry_keys.STATUS_INDEX,
@@ -391,7 +398,7 @@ def check_registry_hour(ctx: StatusContext, facts: HourFacts) -> list[CheckResul
     if not objects:
         return [CheckResult("registry files this hour", Level.OK, "no verified files this hour")]
     keys = [registry_keys.file_key(o["Key"]) for o in objects]
-    found = _batch_get_keys(ctx.env.client("dynamodb"), ctx.env.output(Output.REGISTRY_TABLE), keys)
+    found = _batch_get_keys(ctx.client("dynamodb"), ctx.env.output(Output.REGISTRY_TABLE), keys)
     missing = [o for o in objects if f"FILE#{o['Key']}" not in found]
     oldest = max((_age(ctx, o["LastModified"]) for o in missing), default=timedelta(0))
     figure = f"{len(objects) - len(missing)}/{len(objects)} verified files have a registry item"
@@ -406,7 +413,7 @@ def check_registry_hour(ctx: StatusContext, facts: HourFacts) -> list[CheckResul
 
 def check_reconciler(ctx: StatusContext) -> list[CheckResult]:
     interval = timedelta(seconds=float(ctx.env.extra.get("reconciler_interval_s", 0))) or RECONCILER_INTERVAL
-    response = ctx.env.client("dynamodb").get_item(
+    response = ctx.client("dynamodb").get_item(
         TableName=ctx.env.output(Output.REGISTRY_TABLE),
         Key={name: {"S": value} for name, value in registry_keys.reconciler_state_key().items()},
         ConsistentRead=True,
@@ -462,7 +469,7 @@ def _same_location(actual: str, expected: str) -> bool:
 
 
 def check_glue_tables(ctx: StatusContext) -> list[CheckResult]:
-    glue = ctx.env.client("glue")
+    glue = ctx.client("glue")
     database = ctx.env.output(Output.GLUE_DATABASE)
     results = []
     for type_value, spec in TABLES_BY_TYPE.items():
@@ -486,8 +493,8 @@ def check_glue_tables(ctx: StatusContext) -> list[CheckResult]:
 
 
 def check_glue_partitions(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
-    glue = ctx.env.client("glue")
-    dynamodb = ctx.env.client("dynamodb")
+    glue = ctx.client("glue")
+    dynamodb = ctx.client("dynamodb")
     database = ctx.env.output(Output.GLUE_DATABASE)
     registry_table = ctx.env.output(Output.REGISTRY_TABLE)
     part = ctx.partition

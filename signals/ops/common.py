@@ -5,12 +5,41 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
+
+from botocore.config import Config
 
 from shared.layout import Partition, raw_prefix
 from signals.env import ENVIRONMENTS, Environment, EnvironmentNotFound, resolve
+
+CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=16,
+                              connect_timeout=5, read_timeout=30)
+
+
+class EnvClients:
+    """One boto3 client per service for an env, created under a lock.
+
+    boto3 sessions are not thread-safe while creating clients, and building one takes milliseconds
+    (the first of a service far more); the checks run in threads and ask for the same few services
+    dozens of times.
+    """
+
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            found = self._clients.get(service)
+            if found is None:
+                found = self._env.session.client(  # type: ignore[call-overload]
+                    service, endpoint_url=self._env.endpoint_url, config=CLIENT_CONFIG)
+                self._clients[service] = found
+            return found
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ from shared import registry_keys
 from shared.layout import META_SOURCE_KEY, Partition, output_name, verified_key
 from shared.schema import OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
 from signals.env import Environment, EnvironmentNotFound, Output
-from signals.ops.common import add_env_arguments, environment_from_args, list_objects, raw_hour_prefix
+from signals.ops.common import EnvClients, add_env_arguments, environment_from_args, list_objects, raw_hour_prefix
 
 STAGES: Final = ("raw", "verified", "registry", "glue")
 # S3's LastModified and this machine's clock may differ; raw objects this much older than the
@@ -197,7 +197,8 @@ class Follower:
         self.sent_at = sent_at
         self.clock = clock
         self.started = clock()
-        self.s3 = env.client("s3")
+        self.clients = EnvClients(env)
+        self.s3 = self.clients.client("s3")
         self.raw_bucket = env.output(Output.RAW_BUCKET)
         self.verified_bucket = env.output(Output.VERIFIED_BUCKET)
         self._raw_seen: set[str] = set()
@@ -261,7 +262,7 @@ class Follower:
     def _check_registry(self, canary: Canary) -> None:
         if canary.verified_key is None:
             return
-        item = self.env.client("dynamodb").get_item(
+        item = self.clients.client("dynamodb").get_item(
             TableName=self.env.output(Output.REGISTRY_TABLE), ConsistentRead=True,
             Key={name: {"S": value} for name, value in registry_keys.file_key(canary.verified_key).items()},
         ).get("Item")
@@ -271,7 +272,7 @@ class Follower:
 
     def _check_glue(self, canary: Canary) -> None:
         try:
-            self.env.client("glue").get_partition(
+            self.clients.client("glue").get_partition(
                 DatabaseName=self.env.output(Output.GLUE_DATABASE), TableName=TABLES_BY_TYPE[canary.type_value].name,
                 PartitionValues=canary.partition.values)
         except ClientError as exc:
