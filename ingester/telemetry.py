@@ -30,7 +30,6 @@ MEDIA_TYPES: Final = JSON_TYPES | NDJSON_TYPES
 _DEVICE_TYPES: Final = frozenset(t.value for t in DeviceType)
 _BOM: Final = b"\xef\xbb\xbf"
 _NOT_ONE_VALUE: Final = object()
-_GET_DEVICE_TYPE: Final = operator.methodcaller("get", "device_type")
 _NOT_AN_OBJECT: Final = Reason.NOT_AN_OBJECT.value
 _MISSING_FIELD: Final = Reason.MISSING_FIELD.value
 _UNKNOWN_DEVICE_TYPE: Final = Reason.UNKNOWN_DEVICE_TYPE.value
@@ -112,7 +111,7 @@ def _all_usable(batch: TelemetryBatch, events: list[Any], stamp: str, max_line_b
     if set(map(type, events)) != {dict}:
         return False
     try:
-        if not set(map(_GET_DEVICE_TYPE, events)) <= _DEVICE_TYPES:
+        if not set(map(dict.get, events, repeat("device_type"))) <= _DEVICE_TYPES:
             return False
     except TypeError:  # an unhashable device_type
         return False
