@@ -202,6 +202,7 @@ class Follower:
         self.raw_bucket = env.output(Output.RAW_BUCKET)
         self.verified_bucket = env.output(Output.VERIFIED_BUCKET)
         self._raw_seen: set[str] = set()
+        self._verified_other: set[str] = set()
 
     def done(self) -> bool:
         return all(c.next_stage is None for c in self.canaries)
@@ -229,9 +230,10 @@ class Follower:
                     if obj["Key"] in self._raw_seen or obj["LastModified"] < self.sent_at - CLOCK_SLACK:
                         continue
                     self._raw_seen.add(obj["Key"])
-                    text = _read_raw(self.s3.get_object(Bucket=self.raw_bucket, Key=obj["Key"])["Body"].read())
+                    body = self.s3.get_object(Bucket=self.raw_bucket, Key=obj["Key"])["Body"]
+                    found = markers_in(obj["Key"], body, {c.marker.encode() for c in waiting if c.raw_key is None})
                     for canary in waiting:
-                        if canary.raw_key is None and canary.marker.encode() in text:
+                        if canary.marker.encode() in found:
                             canary.raw_key, canary.raw_etag = obj["Key"], obj["ETag"].strip('"')
                             self._reach(canary, "raw")
 
@@ -243,7 +245,8 @@ class Follower:
         candidates = [expected]
         prefix = expected.rsplit("/", 1)[0] + "/"
         candidates += [o["Key"] for o in list_objects(self.s3, self.verified_bucket, prefix)
-                       if o["Key"] != expected and o["LastModified"] >= self.sent_at - CLOCK_SLACK]
+                       if o["Key"] != expected and o["Key"] not in self._verified_other
+                       and o["LastModified"] >= self.sent_at - CLOCK_SLACK]
         for key in candidates:
             try:
                 head = self.s3.head_object(Bucket=self.verified_bucket, Key=key)
@@ -252,6 +255,7 @@ class Follower:
                     continue
                 raise
             if head.get("Metadata", {}).get(META_SOURCE_KEY) != canary.raw_key:
+                self._verified_other.add(key)  # from another raw object: never this canary's
                 continue
             body = self.s3.get_object(Bucket=self.verified_bucket, Key=key)["Body"].read()
             if _row_present(body, canary):
@@ -282,8 +286,20 @@ class Follower:
         self._reach(canary, "glue")
 
 
-def _read_raw(body: bytes) -> bytes:
-    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+def markers_in(key: str, body: Any, markers: set[bytes]) -> set[bytes]:
+    """The markers found in a raw object, streamed line by line and stopped once all are found.
+
+    Raw objects can be large (Firehose buffers up to 128 MiB before gzip), so they are never read
+    whole; each canary is one JSON line, so a marker never straddles lines.
+    """
+    found: set[bytes] = set()
+    lines = gzip.GzipFile(fileobj=body) if key.endswith(".gz") else body.iter_lines(keepends=True)
+    for line in lines:
+        found.update(marker for marker in markers if marker in line)
+        if found == markers:
+            break
+    body.close()
+    return found
 
 
 def _row_present(parquet_bytes: bytes, canary: Canary) -> bool:

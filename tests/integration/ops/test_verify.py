@@ -177,3 +177,15 @@ def test_command_exits_2_when_the_env_lacks_an_output(pipeline: Pipeline, monkey
     args = parser.parse_args(["verify", "--timeout", "1"])
     assert args.func(args) == 2
     assert "stack has no output 'ApiUrl'" in capsys.readouterr().err
+
+
+def test_markers_are_found_in_gzip_members_and_plain_objects(pipeline: Pipeline) -> None:
+    members = gzip.compress(b'{"event_id": "a"}\n') + gzip.compress(b'{"event_id": "m-1"}\n{"body": "m-2"}\n')
+    pipeline.s3.put_object(Bucket=RAW, Key="raw/otlp_logs/x.gz", Body=members)
+    pipeline.s3.put_object(Bucket=RAW, Key="raw/otlp_logs/plain", Body=b'{"event_id": "m-2"}\n')
+
+    def search(key: str, markers: set[bytes]) -> set[bytes]:
+        return verify.markers_in(key, pipeline.s3.get_object(Bucket=RAW, Key=key)["Body"], markers)
+
+    assert search("raw/otlp_logs/x.gz", {b"m-1", b"m-2", b"m-3"}) == {b"m-1", b"m-2"}
+    assert search("raw/otlp_logs/plain", {b"m-1", b"m-2"}) == {b"m-2"}
