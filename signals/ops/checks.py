@@ -174,6 +174,41 @@ def check_raw_arriving(ctx: StatusContext, facts: HourFacts) -> list[CheckResult
     return results
 
 
+FIREHOSE_SOURCES: Final = ((Output.TELEMETRY_FIREHOSE, Source.JSON_TELEMETRY.value),
+                            (Output.OTLP_FIREHOSE, Source.OTLP_LOGS.value))
+
+
+def check_firehose_errors(ctx: StatusContext) -> list[CheckResult]:
+    """Objects under each stream's error output prefix (records Firehose could not deliver as raw)."""
+    s3, firehose = ctx.client("s3"), ctx.client("firehose")
+    hour_path = f"/{ctx.hour:%Y/%m/%d/%H}/"
+    results = []
+    for output, source in FIREHOSE_SOURCES:
+        stream = ctx.env.output(output)
+        description = firehose.describe_delivery_stream(DeliveryStreamName=stream)["DeliveryStreamDescription"]
+        destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
+        bucket = destination["BucketARN"].rsplit(":", 1)[-1]
+        # Everything before the first `!{...}` is fixed; the error type and the hour follow it.
+        prefix = destination.get("ErrorOutputPrefix", "").split("!{", 1)[0]
+        name = f"firehose errors {source}"
+        if not prefix:
+            results.append(CheckResult(name, Level.WARN, f"{stream} has no error output prefix",
+                                       "set ErrorOutputPrefix in template.yaml so failed records are kept"))
+            continue
+        errors = list(list_objects(s3, bucket, prefix))
+        this_hour = [o for o in errors if hour_path in o["Key"]]
+        details = {"prefix": f"s3://{bucket}/{prefix}", "this_hour": [o["Key"] for o in this_hour][:20],
+                   "all_hours": len(errors)}
+        if this_hour:
+            results.append(CheckResult(
+                name, Level.FAIL, f"{_n(len(this_hour), 'error object')} this hour ({len(errors)} in all)",
+                f"records Firehose could not deliver: read them under s3://{bucket}/{prefix}", details))
+        else:
+            older = f" ({_n(len(errors), 'older error object')})" if errors else ""
+            results.append(CheckResult(name, Level.OK, f"none this hour{older}", details=details))
+    return results
+
+
 def check_raw_processed(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
     raw_bucket = ctx.env.output(Output.RAW_BUCKET)
     table = ctx.env.output(Output.REGISTRY_TABLE)
@@ -562,6 +597,7 @@ def run_checks(ctx: StatusContext, *, workers: int = 8) -> list[CheckResult]:
         plan: list[tuple[str, Check]] = [
             ("raw arriving", on_hour(check_raw_arriving)),
             ("raw processed", on_hour(check_raw_processed)),
+            ("firehose errors", on_ctx(check_firehose_errors)),
             *((f"queue {label}", on_ctx(check_queue, label, queue)) for label, queue, _ in QUEUES),
             *((f"dlq {label}", on_ctx(check_dlq, label, dlq)) for label, _, dlq in QUEUES),
             ("verified", on_hour(check_verified)),

@@ -348,8 +348,7 @@ def render(canaries: list[Canary], out: TextIO) -> None:
 
 def firehose_interval(env: Environment) -> float:
     """The longest buffering interval of the two streams (seconds), or the service maximum if unknown."""
-    endpoint = env.extra.get("firehose_endpoint_url") or env.endpoint_url  # the local stack's stand-in
-    firehose = env.session.client("firehose", endpoint_url=endpoint)
+    firehose = EnvClients(env).client("firehose")
     intervals = []
     try:
         for output in (Output.TELEMETRY_FIREHOSE, Output.OTLP_FIREHOSE):

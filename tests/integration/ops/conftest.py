@@ -158,6 +158,15 @@ def _create_resources(session: boto3.Session) -> dict[str, str]:
             "Projection": {"ProjectionType": "ALL"},
         }],
     )
+    firehose = session.client("firehose")
+    for output, source in ((Output.TELEMETRY_FIREHOSE, "json_telemetry"), (Output.OTLP_FIREHOSE, "otlp_logs")):
+        stream = f"{source}-firehose"
+        firehose.create_delivery_stream(DeliveryStreamName=stream, ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose", "BucketARN": f"arn:aws:s3:::{RAW}",
+            "Prefix": f"raw/{source}/!{{timestamp:yyyy/MM/dd/HH}}/",
+            "ErrorOutputPrefix": f"errors/{source}/!{{firehose:error-output-type}}/!{{timestamp:yyyy/MM/dd/HH}}/",
+            "BufferingHints": {"IntervalInSeconds": 60, "SizeInMBs": 64}, "CompressionFormat": "GZIP"})
+        outputs[output] = stream
     glue = session.client("glue")
     glue.create_database(DatabaseInput={"Name": DATABASE})
     for table in TABLES:

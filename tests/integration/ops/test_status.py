@@ -56,6 +56,7 @@ def test_healthy_pipeline_is_all_ok_with_its_figures(pipeline: Pipeline) -> None
     assert check(results, "partition lock").figure == "in Glue (1 verified file, registered)"
     assert check(results, "registry files this hour").figure == "3/3 verified files have a registry item"
     assert check(results, "reconciler").figure.startswith("last run 4m ago")
+    assert "firehose errors json_telemetry" in {r.check for r in results}
     assert {r.check for r in results} >= {"queue telemetry", "queue otlp-logs", "queue redrive", "queue registry",
                                           "dlq telemetry", "dlq otlp-logs", "dlq redrive", "dlq registry",
                                           "glue table telemetry_lock_flat", "quarantine json_telemetry"}
@@ -80,6 +81,22 @@ def test_message_in_a_dlq_fails_its_line(pipeline: Pipeline) -> None:
     assert line.action is not None
     assert "signals redrive dlq telemetry-registry-queue_dlq" in line.action
     assert check(results, "dlq telemetry").level is Level.OK
+
+
+def test_firehose_error_objects_of_the_hour_fail_their_line(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    assert check(statuses(pipeline), "firehose errors otlp_logs").figure == "none this hour"
+    pipeline.s3.put_object(Bucket="test-signal-data-lake-raw", Body=b"{}",
+                           Key=f"errors/otlp_logs/processing-failed/{HOUR:%Y/%m/%d/%H}/otlp-logs-1.gz")
+    pipeline.s3.put_object(Bucket="test-signal-data-lake-raw", Body=b"{}",
+                           Key="errors/json_telemetry/processing-failed/2026/01/01/00/old.gz")
+    results = statuses(pipeline)
+    line = check(results, "firehose errors otlp_logs")
+    assert line.level is Level.FAIL
+    assert line.figure == "1 error object this hour (1 in all)"
+    older = check(results, "firehose errors json_telemetry")
+    assert older.level is Level.OK
+    assert older.figure == "none this hour (1 older error object)"
 
 
 def test_missing_glue_partition_fails_its_line(pipeline: Pipeline) -> None:

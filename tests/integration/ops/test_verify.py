@@ -156,7 +156,10 @@ def test_canary_bodies_are_valid_requests() -> None:
 
 def test_default_timeout_follows_the_firehose_buffering_interval(pipeline: Pipeline) -> None:
     env = pipeline.env
-    assert verify.default_timeout(env) == verify.FALLBACK_INTERVAL_S + verify.DEPLOYED_SLACK_S  # no streams known
+    assert verify.default_timeout(env) == 60 + verify.DEPLOYED_SLACK_S  # the pipeline's streams buffer 60 s
+    unknown = Environment(name="dev", session=env.session, outputs={
+        k: v for k, v in env.outputs.items() if k not in (Output.TELEMETRY_FIREHOSE, Output.OTLP_FIREHOSE)})
+    assert verify.default_timeout(unknown) == verify.FALLBACK_INTERVAL_S + verify.DEPLOYED_SLACK_S
     firehose = env.client("firehose")
     outputs = dict(env.outputs)
     for output, seconds in ((Output.TELEMETRY_FIREHOSE, 120), (Output.OTLP_FIREHOSE, 60)):
