@@ -261,6 +261,9 @@ def test_function_runtime_handler_and_environment(resources: Resources, function
     variables = props["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == package
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "SignalsPipeline"
+    # Lambda filters JSON logs by ApplicationLogLevel: Powertools' level must be the same one.
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["ApplicationLogLevel"] == variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     config_names = {config_class.env_name(name) for name in config_class.model_fields}
     required = {config_class.env_name(name) for name, f in config_class.model_fields.items() if f.is_required()}
     own = {name for name in variables if not name.startswith("POWERTOOLS_")}
