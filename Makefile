@@ -32,7 +32,7 @@ demo: install
 	$(VENV)/bin/signals demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info $(TOOLS) .aws-sam
 
 # --- deployment (docs/deploy.md) -----------------------------------------------------------------
 TOOLS := .venv-tools
