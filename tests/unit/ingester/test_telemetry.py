@@ -98,3 +98,15 @@ def test_nothing_json_at_all() -> None:
     assert batch.accepted == 0
     assert batch.json_values == 0
     assert [r.reason for r in batch.rejected] == ["invalid_json", "invalid_json"]
+
+
+@pytest.mark.parametrize(
+    "tricky",
+    [{"note": "},{"}, {"attributes": {"a": "x"}, "nested": [{"a": 1}, {"b": 2}]}, {"note": "line\nbreak"},
+     {"note": "}\n{"}],
+)
+def test_lines_are_each_events_own_serialization_whatever_the_strings_hold(tricky: dict[str, object]) -> None:
+    events = [event(0), event(1, **tricky), event(2)]
+    batch = split_events(json.dumps(events).encode(), "application/json", STAMP, MAX_LINE_BYTES)
+    assert batch.lines == [orjson.dumps({**e, "received_at": STAMP}) for e in events]
+    assert all(b"\n" not in line for line in batch.lines)
