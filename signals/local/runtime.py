@@ -22,7 +22,10 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
+
+from aws_lambda_powertools import Logger as PowertoolsLogger
 
 from shared.aws import Clients
 from signals.local.template import ACCOUNT_ID, REGION
@@ -166,14 +169,28 @@ class LocalFunction:
         except ImportError as exc:
             raise RuntimeError(f"function {self.spec.name}: cannot import {self.spec.module}: {exc}") from exc
         if self._routed is not None:
-            # Loggers created at import (Powertools) bound sys.stdout as it was: point them at the router.
-            for handler in _stream_handlers():
-                if handler.stream is self._routed.console:
-                    handler.setStream(self._routed)
-                elif self._routed.stderr is not None and handler.stream is self._routed.stderr.console:
-                    handler.setStream(self._routed.stderr)
+            self._route_loggers(module)
         build: Callable[..., Handler] = module.build_handler
         return build(dict(self.spec.environment), self._clients)
+
+    def _route_loggers(self, module: ModuleType) -> None:
+        """Point the function's loggers at the router, wherever their stream pointed when they were made.
+
+        Loggers created at import (Powertools binds sys.stdout as it was then) write to the function's
+        file while it runs; the router passes every other write on to the console.
+        """
+        assert self._routed is not None
+        stderr = self._routed.stderr
+        for handler in _stream_handlers():
+            if handler.stream is self._routed.console:
+                handler.setStream(self._routed)
+            elif stderr is not None and handler.stream is stderr.console:
+                handler.setStream(stderr)
+        for value in vars(module).values():
+            if isinstance(value, PowertoolsLogger):
+                for own in value.handlers:
+                    if isinstance(own, logging.StreamHandler) and own.stream not in (self._routed, stderr):
+                        own.setStream(self._routed)
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         with self._lock:
