@@ -89,6 +89,7 @@ class StatusContext:
     env: Environment
     hour: datetime  # start of the UTC hour the hour-based checks look at
     now: datetime
+    workers: int = 8  # concurrent reads (1: every call in turn)
     clients: EnvClients = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +148,7 @@ def gather_hour_facts(ctx: StatusContext) -> HourFacts:
     for type_value in ALL_TYPES:
         prefix = f"{VERIFIED_ROOT}type={type_value}/{ctx.partition.path}/"
         listed = [o for o in list_objects(s3, verified_bucket, prefix) if o["Key"].endswith(".parquet")]
-        with ThreadPoolExecutor(max_workers=8) as heads:
+        with ThreadPoolExecutor(max_workers=ctx.workers) as heads:
             facts.verified[type_value] = list(heads.map(rows_of, listed))
     return facts
 
@@ -366,7 +367,7 @@ def check_quarantine(ctx: StatusContext, facts: HourFacts) -> list[CheckResult]:
             return Counter(str(json.loads(line).get("reason", "unknown"))
                            for line in gzip.decompress(body).splitlines() if line.strip())
 
-        with ThreadPoolExecutor(max_workers=8) as readers:
+        with ThreadPoolExecutor(max_workers=ctx.workers) as readers:
             for counted in readers.map(reasons_in, [o["Key"] for o in files[:QUARANTINE_FILE_LIMIT]]):
                 reasons.update(counted)
         records = sum(reasons.values())
@@ -583,9 +584,9 @@ def _guarded(name: str, check: Check) -> list[CheckResult]:
         return [CheckResult(name, Level.FAIL, f"could not check: {exc}", "fix access to this resource first")]
 
 
-def run_checks(ctx: StatusContext, *, workers: int = 8) -> list[CheckResult]:
+def run_checks(ctx: StatusContext) -> list[CheckResult]:
     """Every check, in report order (data-flow order); independent reads run concurrently."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=ctx.workers) as pool:
         facts_future = pool.submit(gather_hour_facts, ctx)
 
         def on_hour(check: Callable[[StatusContext, HourFacts], list[CheckResult]]) -> Check:
