@@ -100,3 +100,26 @@ def test_multi_member_bomb_is_bounded_too() -> None:
     member = gzip.compress(bytes(MiB))
     with pytest.raises(BodyTooLarge):
         decode_body(member * 64, "gzip", 8 * MiB)
+
+
+@pytest.mark.slow
+def test_one_megabyte_that_inflates_to_one_gigabyte_is_413_within_a_fraction_of_a_full_inflate() -> None:
+    body = bomb(1024)
+    assert len(body) < 1.1 * MiB
+    start = time.perf_counter()
+    inflater = zlib.decompressobj(31)
+    inflated = 0
+    for offset in range(0, len(body), 64 * 1024):  # full inflate, output discarded as it comes
+        inflated += len(inflater.decompress(body[offset:offset + 64 * 1024]))
+    full_inflate_s = time.perf_counter() - start
+    assert inflated == 1024 * MiB
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(BodyTooLarge):
+        decode_body(body, "gzip", 32 * MiB)
+    bounded_s = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert bounded_s < full_inflate_s / 10
+    assert peak < 3 * 32 * MiB
