@@ -106,7 +106,7 @@ class Ingester:
         outcome.rejected = batch.rejected_by_reason()
         rejected = [{"index": item.index, "reason": item.reason} for item in batch.rejected]
         if not batch.lines:
-            message = "body is neither JSON nor NDJSON" if not batch.json_values else "no valid event"
+            message = "no valid event" if batch.readable else "body is neither JSON nor NDJSON"
             outcome.error = message
             return _json(400, {"message": message, "accepted": 0, "rejected": rejected}), outcome
         result = self._writer.write(self._telemetry_stream, batch.lines, request.retry_budget_s)

@@ -51,6 +51,7 @@ class TelemetryBatch:
     rejected: list[Rejected] = field(default_factory=list)
     events_seen: int = 0
     json_values: int = 0  # events that were at least valid JSON
+    readable: bool = False  # the body was one JSON document, or NDJSON with at least one JSON line
 
     @property
     def accepted(self) -> int:
@@ -79,6 +80,7 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
             else:
                 events = [document]  # a single event: the one-line NDJSON body
             batch.events_seen = batch.json_values = len(events)
+            batch.readable = True
             if not _all_usable(batch, events, received_at, max_line_bytes):
                 _check_all(batch, enumerate(events), received_at, max_line_bytes)
             return batch
@@ -94,6 +96,7 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
         index += 1
     batch.events_seen = index
     batch.json_values = len(parsed)
+    batch.readable = bool(parsed)
     _check_all(batch, parsed, received_at, max_line_bytes)
     batch.rejected.sort(key=lambda item: item.index)
     return batch

@@ -129,6 +129,13 @@ def test_no_valid_event_is_400_with_the_rejects(invoke: Invoke, sink: RecordingS
     assert sink.calls == []
 
 
+@pytest.mark.parametrize("body", ["[]", '{"events": []}', "[[]]"])
+def test_json_without_events_is_400_no_valid_event(invoke: Invoke, body: str) -> None:
+    response = invoke(api_event("/v1/telemetry", body))
+    assert response["statusCode"] == 400
+    assert response_json(response)["message"] == "no valid event"
+
+
 def test_bad_base64_framing_is_400(invoke: Invoke) -> None:
     event = api_event("/v1/telemetry", "!!!not base64!!!", base64_body=True)
     assert invoke(event)["statusCode"] == 400
