@@ -151,6 +151,7 @@ class LocalFunction:
         self._handler: Handler | None = None
         self.invocations = 0
         self.errors = 0
+        self.overruns = 0  # invocations that ran past the template's Timeout
         self.busy = False
 
     @property
@@ -203,7 +204,17 @@ class LocalFunction:
                 if self._handler is None:
                     self._handler = self._build()
                 self.invocations += 1
-                return self._handler(event, LambdaContext(self.spec))
+                started = time.monotonic()
+                try:
+                    return self._handler(event, LambdaContext(self.spec))
+                finally:
+                    elapsed = time.monotonic() - started
+                    if elapsed > self.spec.timeout_seconds:
+                        # Not enforced locally; in Lambda this invocation would have been killed.
+                        self.overruns += 1
+                        print(f"signals local: {self.spec.name} ran {elapsed:.1f} s, over its "
+                              f"{self.spec.timeout_seconds} s timeout (Lambda would have stopped it)",
+                              file=sys.stderr)
             except Exception:
                 self.errors += 1
                 # Lambda logs an unhandled error to the function's log; so do we (the file, not the console).
