@@ -66,6 +66,8 @@ def build_handler(
 
     `sink` replaces the Firehose client (tests, the local stack's Firehose stand-in); otherwise the
     Firehose client comes from `clients`, or, by default, from botocore with short timeouts.
+    Like a Lambda instance, a handler serves one request at a time (the resolver holds the current
+    event); build one per concurrent caller.
     """
     state: dict[str, Any] = {}
 
