@@ -90,3 +90,12 @@ def raw_lines(lines: list[dict[str, Any]]) -> bytes:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def clear_of_hour_end(margin_s: float = 20.0) -> None:
+    """Wait out the last seconds of an hour, so a test's events, raw objects and checks share one hour."""
+    now = utc_now()
+    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < margin_s:
+        time.sleep(left + 0.5)
+

@@ -23,7 +23,15 @@ from signals.env import Environment, Output
 from signals.local.stack import LocalStack
 from signals.ops.checks import CheckResult, Level, StatusContext, run_checks
 from signals.ops.common import hour_start
-from tests.e2e.ops.conftest import consumer_stopped, device_events, post_events, queue_name, raw_lines, utc_now
+from tests.e2e.ops.conftest import (
+    clear_of_hour_end,
+    consumer_stopped,
+    device_events,
+    post_events,
+    queue_name,
+    raw_lines,
+    utc_now,
+)
 
 
 def check(results: list[CheckResult], name: str) -> CheckResult:
@@ -35,6 +43,7 @@ def status_at(env: Environment, hour: Any, *, minutes_later: float = 0) -> list[
 
 
 def land(stack: LocalStack, count: int = 12, bad: int = 0) -> Any:
+    clear_of_hour_end()
     now = utc_now()
     answer = post_events(stack, device_events(count, now, bad=bad))
     assert answer["accepted"] == count + bad
@@ -114,6 +123,7 @@ def test_dead_lettered_raw_object_fails_status_and_redrive_gets_it_processed(
     s3, sqs = env.client("s3"), env.client("sqs")
     queue_url, dlq_url = env.output(Output.TELEMETRY_QUEUE_URL), env.output(Output.TELEMETRY_DLQ_URL)
     raw_bucket = env.output(Output.RAW_BUCKET)
+    clear_of_hour_end()
     now = utc_now()
     key = f"raw/json_telemetry/{now:%Y/%m/%d/%H}/e2e-dead-lettered.gz"
     with consumer_stopped(stack, queue_url):
