@@ -259,6 +259,8 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
         aws_port = settings.aws_port or free_port()
         ensure_port_free(aws_port)
+        if settings.port:
+            ensure_port_free(settings.port)  # before anything starts, not after the pollers run
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         self._moto.start()
         self._aws_endpoint = f"http://127.0.0.1:{aws_port}"
