@@ -132,7 +132,10 @@ def api_key(env: Environment, given: str | None) -> str:
 
 
 def lookup_api_key(apigateway: Any, endpoint: str) -> str:
-    """The value of an enabled API key in a usage plan of the REST API behind `endpoint`."""
+    """The value of an enabled API key in a usage plan of the REST API behind `endpoint`.
+
+    Falls back to the account's only enabled key when no usage plan names the API.
+    """
     host = urlparse(endpoint).hostname or ""
     if ".execute-api." in host:
         api_id = host.split(".", 1)[0]
@@ -150,8 +153,13 @@ def lookup_api_key(apigateway: Any, endpoint: str) -> str:
                     found = apigateway.get_api_key(apiKey=item["id"], includeValue=True)
                     if found.get("enabled", True) and found.get("value"):
                         return str(found["value"])
-    raise VerifyFailed("api", f"no enabled API key in a usage plan of API {api_id}; pass --api-key or set "
-                              "SIGNALS_API_KEY")
+    # No usage plan names the API: the account's only enabled key, if it has exactly one.
+    enabled = [key for page in apigateway.get_paginator("get_api_keys").paginate(includeValues=True)
+               for key in page.get("items", []) if key.get("enabled", True) and key.get("value")]
+    if len(enabled) == 1:
+        return str(enabled[0]["value"])
+    raise VerifyFailed("api", f"no enabled API key in a usage plan of API {api_id} ({len(enabled)} keys in the "
+                              "account); pass --api-key or set SIGNALS_API_KEY")
 
 
 def post(url: str, key: str, body: bytes, timeout_s: float = 30.0) -> dict[str, Any]:

@@ -140,6 +140,13 @@ def test_no_key_found_fails_at_the_api_stage(pipeline: Pipeline, monkeypatch: py
     with pytest.raises(verify.VerifyFailed, match="pass --api-key") as failure:
         verify.api_key(env, None)
     assert failure.value.stage == "api"
+    # With no usage plan naming the API, the account's only enabled key is taken...
+    apigateway.create_api_key(name="only", value="the-only-key-0123456789", enabled=True)
+    assert verify.api_key(env, None) == "the-only-key-0123456789"
+    # ...but never one of several.
+    apigateway.create_api_key(name="second", value="another-key-0123456789", enabled=True)
+    with pytest.raises(verify.VerifyFailed, match="2 keys in the account"):
+        verify.api_key(env, None)
 
 
 def test_canary_bodies_are_valid_requests() -> None:
