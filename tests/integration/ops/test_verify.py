@@ -131,6 +131,19 @@ def test_deployed_env_key_comes_from_the_apis_usage_plan(pipeline: Pipeline, mon
     assert verify.api_key(env, None) == "from-env"
 
 
+def test_custom_domain_is_followed_to_its_api(pipeline: Pipeline) -> None:
+    apigateway, url = _api(pipeline)
+    api_id = url.split("//")[1].split(".")[0]
+    domain = "signals-pipeline-ingest.dev-public.level.co"
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigateway.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
+    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="POST", type="MOCK")
+    apigateway.create_deployment(restApiId=api_id, stageName="v1")
+    apigateway.create_domain_name(domainName=domain)
+    apigateway.create_base_path_mapping(domainName=domain, restApiId=api_id, stage="v1")
+    assert verify.lookup_api_key(apigateway, f"https://{domain}") == "the-ingest-key-0123456789"
+
+
 def test_no_key_found_fails_at_the_api_stage(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIGNALS_API_KEY", raising=False)
     apigateway = pipeline.env.client("apigateway")
