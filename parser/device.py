@@ -59,6 +59,7 @@ _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _EXACT_FLOAT_INT: Final = 2.0**53  # beyond this a float64 read of a JSON integer may have rounded
 _ROW_IN_ERROR: Final = re.compile(r" in row (\d+)")
+_SUSPICIOUS_LINE: Final = re.compile(rb"\n(?:[ \t\r\n]|null)")
 #: A segment that fails without telling where is bisected down to this many lines, then read per line.
 _PER_LINE_BELOW: Final = 16
 
@@ -159,6 +160,13 @@ def _looks_plain(block: bytes) -> bool:
     return all(block.find(b"\n", start, start + window) != -1 for start in range(0, len(block) - window, window))
 
 
+def _suspicious(block: bytes) -> bool:
+    """A blank or whitespace-led line (Arrow skips blank lines, which shifts its row numbers) or a
+    top-level `null` line (pyarrow's JSON reader can crash with a segfault on one)."""
+    return (block[:1] in (b"\n", b" ", b"\t", b"\r") or block.startswith(b"null")
+            or _SUSPICIOUS_LINE.search(block) is not None)
+
+
 def _read(data: bytes | memoryview) -> pa.Table:
     read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
     return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options,
@@ -178,7 +186,8 @@ def _read_segments(block: bytes, line_count: int, result: BlockResult, first_lin
     segments = _Segments()
     lines: _Lines | None = None
     pending: list[tuple[int, int]] = []
-    if _looks_plain(block):
+    plain = _looks_plain(block) and not _suspicious(block)
+    if plain:
         try:
             table = _read(block)
         except (pa.ArrowInvalid, UnicodeDecodeError):
@@ -188,7 +197,10 @@ def _read_segments(block: bytes, line_count: int, result: BlockResult, first_lin
                 segments.tables.append((0, table))
                 return segments, None
     lines = _Lines(block)
-    pending.extend(_candidate_runs(lines, result, first_line))
+    if plain:
+        pending.extend(_locate_and_patch(lines, segments))
+    else:
+        pending.extend(_candidate_runs(lines, result, first_line, segments.per_line))
     while pending:
         start, stop = pending.pop()
         if start >= stop:
@@ -224,6 +236,65 @@ def _read_segments(block: bytes, line_count: int, result: BlockResult, first_lin
     return segments, lines
 
 
+def _error_row(exc: pa.ArrowInvalid) -> int | None:
+    found = _ROW_IN_ERROR.findall(str(exc))
+    return int(found[-1]) if found else None
+
+
+def _locate_and_patch(lines: _Lines, segments: _Segments) -> list[tuple[int, int]]:
+    """Read a block with bad lines in two passes instead of two reads per bad line.
+
+    Pass 1 reads on from each error to find every line Arrow refuses (the last read succeeds and
+    its table is kept). Pass 2 reads everything before that last read once, with the refused lines
+    replaced by `{}` so rows still match lines; those rows fail the checks and go per line anyway.
+    Returns the ranges still to read the careful way (when something here did not work out).
+    """
+    total = len(lines.items)
+    refused: list[int] = []
+    start = 0
+    while True:
+        try:
+            tail = _read(lines.span(start, total))
+        except pa.ArrowInvalid as exc:
+            row = _error_row(exc)
+            if row is None or start + row >= total:
+                segments.per_line.extend(refused)
+                return [(start, total), *_between(refused, 0)]
+            refused.append(start + row)
+            start += row + 1
+            continue
+        except UnicodeDecodeError:
+            segments.per_line.extend(refused)
+            return [(start, total), *_between(refused, 0)]
+        break
+    segments.per_line.extend(refused)
+    if tail.num_rows != total - start:
+        return [(start, total), *_between(refused, 0)]
+    if start < total:
+        segments.tables.append((start, tail))
+    if start == 0:
+        return []
+    bad = set(refused)
+    patched = b"\n".join(b"{}" if index in bad else lines.items[index] for index in range(start))
+    try:
+        head = _read(patched)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return _between(refused, 0)
+    if head.num_rows != start:
+        return _between(refused, 0)
+    segments.tables.append((0, head))
+    return []
+
+
+def _between(refused: list[int], first: int) -> list[tuple[int, int]]:
+    """The ranges of lines between refused ones, from `first` up to the last refused line."""
+    ranges: list[tuple[int, int]] = []
+    for index in refused:
+        ranges.append((first, index))
+        first = index + 1
+    return ranges
+
+
 def _bisect(start: int, stop: int, pending: list[tuple[int, int]], segments: _Segments) -> None:
     if stop - start <= _PER_LINE_BELOW:
         segments.per_line.extend(range(start, stop))
@@ -233,12 +304,16 @@ def _bisect(start: int, stop: int, pending: list[tuple[int, int]], segments: _Se
     pending.append((start, middle))
 
 
-def _candidate_runs(lines: _Lines, result: BlockResult, first_line: int) -> Iterator[tuple[int, int]]:
-    """Runs of lines worth giving to Arrow; blank lines are counted, oversized lines rejected."""
+def _candidate_runs(lines: _Lines, result: BlockResult, first_line: int, per_line: list[int]) -> Iterator[
+        tuple[int, int]]:
+    """Runs of lines worth giving to Arrow; blank lines are counted, oversized lines rejected, and
+    top-level `null` lines kept from Arrow (they crash its JSON reader) for the per-line path."""
     run_start: int | None = None
     for index, line in enumerate(lines.items):
         if len(line) > MAX_LINE_BYTES:
             result.rejections.append(too_large(first_line + index, line))
+        elif line.lstrip().startswith(b"null"):
+            per_line.append(index)
         elif line.strip():
             if run_start is None:
                 run_start = index
@@ -606,7 +681,7 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: i
     if per_line_indexes:
         if lines is None:
             lines = _Lines(block)
-        for index in sorted(per_line_indexes):
+        for index in sorted(set(per_line_indexes)):
             outcome = validate_line(lines.items[index], first_line + index, ctx)
             if isinstance(outcome, Rejection):
                 result.rejections.append(outcome)

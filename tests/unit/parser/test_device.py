@@ -28,6 +28,8 @@ def parse(lines: list[bytes], ctx: DeviceContext) -> Any:
         (b"\xff\xfe not utf-8", "invalid_json", "$"),
         (b"[1, 2]", "not_an_object", None),
         (b'"just a string"', "not_an_object", None),
+        (b"null", "not_an_object", None),  # a top-level null can crash pyarrow's JSON reader: never given to it
+        (b"  null", "not_an_object", None),
         (line(device_type="toaster"), "unknown_device_type", "device_type"),
         (line(device_type=None), "missing_field", "device_type"),
         (line(device_id=...), "missing_field", "device_id"),
