@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -32,7 +31,7 @@ from botocore.config import Config
 
 from ingester.firehose import FirehoseSink, FirehoseWriter, RecordSink, firehose_client
 from ingester.service import Ingester, Outcome, Reply, Request, retry_budget
-from shared.observability import METRICS_NAMESPACE
+from shared.observability import METRICS_NAMESPACE, logger_and_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,9 +39,8 @@ if TYPE_CHECKING:
     from shared.aws import Clients
 
 SERVICE = "ingester"
-# shared.observability's Logger and Metrics, without its Tracer (see the module docstring).
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
+# Logger and Metrics without the Tracer (see the module docstring).
+logger, metrics = logger_and_metrics(SERVICE)
 
 #: The writer retries by itself within its budget, so each Firehose call gives up early.
 FIREHOSE_CLIENT_CONFIG = Config(
@@ -196,6 +194,8 @@ def _record(outcome: Outcome, status: int) -> None:
 
 handler = build_handler(os.environ)
 
-# Everything loaded so far lives as long as the process: keep it out of the cyclic collector's full
-# passes, which otherwise walk these ~50k objects again and again while requests allocate.
-gc.freeze()
+# In Lambda, everything loaded so far lives as long as the process: keep it out of the cyclic
+# collector's full passes, which otherwise walk these ~50k objects again and again while requests
+# allocate. Not in a shared process (the local stack, tests), where it would pin other modules' objects.
+if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
+    gc.freeze()
