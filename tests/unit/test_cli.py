@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -14,3 +15,16 @@ def test_help_lists_every_registered_command() -> None:
     for name in commands:
         assert name in result.stdout
     assert len(commands) >= len(COMMAND_MODULES)
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # `signals --help | head -0`: the reader is gone before we write; no BrokenPipe traceback.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "signals.cli", "--help"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr
