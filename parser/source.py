@@ -9,11 +9,22 @@ at the point of damage is what the caller quarantines as `corrupt_input`.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from parser.records import MAX_LINE_BYTES, QUARANTINE_PREVIEW_BYTES
+
+_decompressobj: Callable[[int], Any]
+_InflateError: type[Exception]
+try:  # zlib-ng inflates the same streams at about twice zlib's speed, with the same API
+    from zlib_ng import zlib_ng
+
+    _decompressobj = zlib_ng.decompressobj
+    _InflateError = zlib_ng.error  # type: ignore[assignment]  # its stub declares an instance, it is the class
+except ImportError:  # pragma: no cover - the parser extra installs it
+    _decompressobj = zlib.decompressobj
+    _InflateError = zlib.error
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 READ_BYTES: Final = 1 << 20
@@ -62,7 +73,7 @@ class _Inflater:
 
     def __init__(self, first: bytes) -> None:
         self.gzip = first.startswith(GZIP_MAGIC)
-        self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16) if self.gzip else None
+        self._decompressor: Any = _decompressobj(zlib.MAX_WBITS | 16) if self.gzip else None
         self._member_fed = False  # the current member has received bytes (so it must reach its end)
         self.error: str | None = None
 
@@ -75,14 +86,14 @@ class _Inflater:
             checkpoint = self._decompressor.copy()
             try:
                 out.append(self._decompressor.decompress(data))
-            except zlib.error as exc:
+            except _InflateError as exc:
                 self.error = f"corrupt gzip data: {exc}"
                 out.append(_salvage(checkpoint, data))
                 break
             if not self._decompressor.eof:
                 break
             data = self._decompressor.unused_data
-            self._decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._decompressor = _decompressobj(zlib.MAX_WBITS | 16)
             self._member_fed = False
             if data and not data.startswith(GZIP_MAGIC[:1]):
                 if data.strip(b"\0"):
@@ -99,7 +110,7 @@ class _Inflater:
         return None
 
 
-def _salvage(decompressor: zlib._Decompress, data: bytes) -> bytes:
+def _salvage(decompressor: Any, data: bytes) -> bytes:
     """Everything `data` decompresses to before the byte where it fails (slow, only on damage)."""
     out: list[bytes] = []
     step = 4096
@@ -108,7 +119,7 @@ def _salvage(decompressor: zlib._Decompress, data: bytes) -> bytes:
         checkpoint = decompressor.copy()
         try:
             out.append(decompressor.decompress(data[position:position + step]))
-        except zlib.error:
+        except _InflateError:
             if step == 1:
                 break
             decompressor = checkpoint
