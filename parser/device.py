@@ -120,6 +120,8 @@ READ_SCHEMA: Final = pa.schema(
 )
 _DECLARED: Final = frozenset(READ_SCHEMA.names)
 _PARSE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="infer")
+_PROBE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
+_PATCH_ATTEMPTS: Final = 4
 _VECTOR_ATTRIBUTE_TYPES: Final = (pa.string(), pa.int64(), pa.bool_())
 _STRING_MAP: Final = pa.map_(pa.string(), pa.string())
 #: Output columns computed from the checks rather than copied from the read.
@@ -167,10 +169,10 @@ def _suspicious(block: bytes) -> bool:
             or _SUSPICIOUS_LINE.search(block) is not None)
 
 
-def _read(data: bytes | memoryview) -> pa.Table:
+def _read(data: bytes | memoryview, options: pa_json.ParseOptions = _PARSE_OPTIONS) -> pa.Table:
+    """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`."""
     read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
-    return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options,
-                             parse_options=_PARSE_OPTIONS)
+    return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options, parse_options=options)
 
 
 @dataclass
@@ -244,46 +246,59 @@ def _error_row(exc: pa.ArrowInvalid) -> int | None:
 def _locate_and_patch(lines: _Lines, segments: _Segments) -> list[tuple[int, int]]:
     """Read a block with bad lines in two passes instead of two reads per bad line.
 
-    Pass 1 reads on from each error to find every line Arrow refuses (the last read succeeds and
-    its table is kept). Pass 2 reads everything before that last read once, with the refused lines
-    replaced by `{}` so rows still match lines; those rows fail the checks and go per line anyway.
-    Returns the ranges still to read the careful way (when something here did not work out).
+    Pass 1 finds every line Arrow refuses by reading on from each error with a probe that ignores
+    undeclared fields (cheaper, and it refuses the same lines: syntax, non-objects, wrong types of
+    declared fields). Pass 2 reads the whole block once with the refused lines replaced by `{}`, so
+    rows still match lines (those rows fail the checks and go per line anyway). A refusal the probe
+    could not see (an attribute whose type changes between rows) is added and pass 2 retried.
+    Returns the ranges still to read the careful way when this does not work out.
     """
     total = len(lines.items)
     refused: list[int] = []
     start = 0
-    while True:
+    while start < total:
         try:
-            tail = _read(lines.span(start, total))
+            _read(lines.span(start, total), _PROBE_OPTIONS)
         except pa.ArrowInvalid as exc:
             row = _error_row(exc)
             if row is None or start + row >= total:
-                segments.per_line.extend(refused)
-                return [(start, total), *_between(refused, 0)]
+                return _careful(refused, segments, total)
             refused.append(start + row)
             start += row + 1
             continue
         except UnicodeDecodeError:
-            segments.per_line.extend(refused)
-            return [(start, total), *_between(refused, 0)]
+            return _careful(refused, segments, total)
         break
-    segments.per_line.extend(refused)
-    if tail.num_rows != total - start:
-        return [(start, total), *_between(refused, 0)]
-    if start < total:
-        segments.tables.append((start, tail))
-    if start == 0:
+    for _ in range(_PATCH_ATTEMPTS):
+        bad = set(refused)
+        items = list(lines.items)
+        for index in bad:
+            items[index] = b"{}"
+        patched = b"\n".join(items)
+        try:
+            table = _read(patched)
+        except pa.ArrowInvalid as exc:
+            row = _error_row(exc)
+            if row is None or row >= total or row in bad:
+                break
+            refused.append(row)
+            refused.sort()
+            continue
+        except UnicodeDecodeError:
+            break
+        if table.num_rows != total:
+            break
+        segments.per_line.extend(refused)
+        segments.tables.append((0, table))
         return []
-    bad = set(refused)
-    patched = b"\n".join(b"{}" if index in bad else lines.items[index] for index in range(start))
-    try:
-        head = _read(patched)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return _between(refused, 0)
-    if head.num_rows != start:
-        return _between(refused, 0)
-    segments.tables.append((0, head))
-    return []
+    return _careful(refused, segments, total)
+
+
+def _careful(refused: list[int], segments: _Segments, total: int) -> list[tuple[int, int]]:
+    """Hand the block to the careful loop: refused lines go per line, the ranges between them are read again."""
+    ordered = sorted(set(refused))
+    segments.per_line.extend(ordered)
+    return [*_between(ordered, 0), (ordered[-1] + 1 if ordered else 0, total)]
 
 
 def _between(refused: list[int], first: int) -> list[tuple[int, int]]:

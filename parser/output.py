@@ -25,9 +25,9 @@ from shared.arrow import arrow_schema
 from shared.layout import Partition
 from shared.schema import TABLES_BY_TYPE, Kind, TableSpec
 
-ROW_GROUP_BYTES: Final = 48 * 1024 * 1024
+ROW_GROUP_BYTES: Final = 32 * 1024 * 1024
 ROW_GROUP_ROWS: Final = 1_000_000
-BUFFER_BUDGET_BYTES: Final = 96 * 1024 * 1024
+BUFFER_BUDGET_BYTES: Final = 64 * 1024 * 1024
 _QUARANTINE_CHUNK_BYTES: Final = 1024 * 1024
 
 
