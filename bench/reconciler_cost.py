@@ -57,12 +57,20 @@ class Counting:
 
     def __init__(self, session: boto3.Session) -> None:
         self.calls: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
         session.events.register("before-call.*.*", self.count_call)
+        session.events.register("after-call.*.*", self.time_call)
         session.events.register("after-call.dynamodb.*", self.count_items_read)
 
-    def count_call(self, event_name: str, **_: Any) -> None:
+    def count_call(self, event_name: str, context: dict[str, Any], **_: Any) -> None:
         _, service, operation = event_name.split(".", 2)
         self.calls[f"{service}.{operation}"] += 1
+        context["bench_started"] = time.perf_counter()
+
+    def time_call(self, event_name: str, context: dict[str, Any], **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        now = time.perf_counter()
+        self.seconds[f"{service}.{operation}"] += now - context.get("bench_started", now)
 
     def count_items_read(self, event_name: str, parsed: dict[str, Any], **_: Any) -> None:
         operation = event_name.split(".", 2)[2]
@@ -190,7 +198,7 @@ def run_reconciler(url: str) -> tuple[float, Counter[str], dict[str, Any]]:
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # EMF blob and logs
         summary = handler({}, None)
-    return time.perf_counter() - started, counting.calls, summary
+    return time.perf_counter() - started, counting.calls, {**summary, "seconds_by_operation": counting.seconds}
 
 
 def run_scan_baseline() -> tuple[float, Counter[str], dict[str, Any]]:
@@ -205,7 +213,7 @@ def run_scan_baseline() -> tuple[float, Counter[str], dict[str, Any]]:
         ExpressionAttributeValues={":p": av(rk.STATUS_PARTITION_PENDING), ":f": av(rk.STATUS_PARTITION_FAILED)},
     ):
         found += page["Count"]
-    return time.perf_counter() - started, counting.calls, {"found": found}
+    return time.perf_counter() - started, counting.calls, {"found": found, "seconds_by_operation": counting.seconds}
 
 
 def requests(calls: Counter[str]) -> int:
@@ -257,6 +265,10 @@ def main() -> None:
     print(f"{'requests (total)':<30}" + "".join(f"{requests(rows[c]['calls']):>24}" for c in columns))
     for operation in operations:
         print(f"{operation:<30}" + "".join(f"{rows[c]['calls'].get(operation, 0):>24}" for c in columns))
+    print("seconds spent in the slowest operations (first run):")
+    for column in columns:
+        slowest = rows[column]["summary"]["seconds_by_operation"].most_common(2)
+        print(f"  {column:<28}" + ", ".join(f"{operation} {seconds:.2f} s" for operation, seconds in slowest))
     first, last = sizes[0], sizes[-1]
     for name in ("reconciler", "scan baseline"):
         small, large = rows[f"{name} @{first}"], rows[f"{name} @{last}"]
