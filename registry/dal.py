@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -62,8 +63,7 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     plain: dict[str, Any] = {}
     for name, value in item.items():
         python_value = _deserializer.deserialize(value)
-        # Numbers come back as Decimal; the registry only stores integers.
-        if type(python_value).__name__ == "Decimal":
+        if isinstance(python_value, Decimal):  # the registry stores integers only
             python_value = int(python_value)
         plain[name] = python_value
     return plain
