@@ -51,7 +51,7 @@ from shared.schema import (
     Kind,
     Reason,
 )
-from shared.timeparse import format_rfc3339_ms
+from shared.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS, format_rfc3339_ms
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
@@ -120,6 +120,14 @@ READ_SCHEMA: Final = pa.schema(
 )
 _DECLARED: Final = frozenset(READ_SCHEMA.names)
 _PARSE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="infer")
+#: For blocks whose event times are epoch milliseconds (JSON numbers) rather than RFC 3339 strings.
+_EPOCH_PARSE_OPTIONS: Final = pa_json.ParseOptions(
+    explicit_schema=pa.schema([pa.field(f.name, pa.float64()) if f.name == "event_time" else f for f in READ_SCHEMA]),
+    unexpected_field_behavior="infer",
+)
+_EPOCH_EVENT_TIME_ERROR: Final = "Column(/event_time) changed from string to number"
+#: Refused lines per block beyond which the rest of the block goes per line (each refusal costs a read).
+_MAX_REFUSALS: Final = 256
 _PROBE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
 _PATCH_ATTEMPTS: Final = 4
 _VECTOR_ATTRIBUTE_TYPES: Final = (pa.string(), pa.int64(), pa.bool_())
@@ -192,12 +200,18 @@ def _read_segments(block: bytes, line_count: int, result: BlockResult, first_lin
     if plain:
         try:
             table = _read(block)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            pass
-        else:
-            if table.num_rows == line_count:
-                segments.tables.append((0, table))
-                return segments, None
+        except pa.ArrowInvalid as exc:
+            table = None
+            if _EPOCH_EVENT_TIME_ERROR in str(exc):  # a fleet sending epoch ms: read the block that way
+                try:
+                    table = _read(block, _EPOCH_PARSE_OPTIONS)
+                except (pa.ArrowInvalid, UnicodeDecodeError):
+                    table = None
+        except UnicodeDecodeError:
+            table = None
+        if table is not None and table.num_rows == line_count:
+            segments.tables.append((0, table))
+            return segments, None
     lines = _Lines(block)
     if plain:
         pending.extend(_locate_and_patch(lines, segments))
@@ -265,13 +279,19 @@ def _locate_and_patch(lines: _Lines, segments: _Segments) -> list[tuple[int, int
                 return _careful(refused, segments, total)
             refused.append(start + row)
             start += row + 1
+            if len(refused) > _MAX_REFUSALS:  # mostly unreadable: the rest is cheaper line by line
+                segments.per_line.extend(range(start, total))
+                total = start
+                break
             continue
         except UnicodeDecodeError:
             return _careful(refused, segments, total)
         break
+    if total == 0:
+        return []
     for _ in range(_PATCH_ATTEMPTS):
         bad = set(refused)
-        items = list(lines.items)
+        items = lines.items[:total]
         for index in bad:
             items[index] = b"{}"
         patched = b"\n".join(items)
@@ -473,7 +493,18 @@ class _Checked:
     received_ms: pa.Array
     accepted: pa.Array  # bool: every constraint holds (per-line otherwise)
     needs_own_line: pa.Array  # bool: extra/attributes must come from the line itself
+    simple_extra: pa.Array  # bool: rows whose unknown fields are all scalar columns (extra built from them)
+    simple_columns: list[str]  # those scalar unknown columns
     in_window: pa.Array  # bool
+
+
+def _event_ms(values: pa.Array) -> pa.Array:
+    """Epoch ms from RFC 3339 strings, or from epoch-ms numbers (a block read with the epoch schema)."""
+    if not pa.types.is_floating(values.type):
+        return rfc3339_to_epoch_ms(values)
+    whole = pc.and_(pc.equal(pc.floor(values), values),
+                    pc.and_(pc.greater_equal(values, MIN_EPOCH_MS), pc.less(values, MAX_EPOCH_MS)))
+    return pc.if_else(pc.fill_null(whole, False), pc.cast(values, pa.int64(), safe=False), pa.scalar(None, pa.int64()))
 
 
 def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) -> _Checked:
@@ -486,7 +517,7 @@ def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) ->
         if spec.required:
             masks.append(pc.is_valid(values))
         masks.append(_ok_when_present(spec, values))
-    event_ms = rfc3339_to_epoch_ms(_column(table, "event_time"))
+    event_ms = _event_ms(_column(table, "event_time"))
     masks.append(pc.is_valid(event_ms))
     received_text = _column(table, "received_at")
     parsed_received = rfc3339_to_epoch_ms(received_text)
@@ -506,10 +537,23 @@ def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) ->
         foreign_present.append(pc.and_(is_type, _any(foreign, length)))
     masks.append(_any(typed_ok, length))
 
-    own_line: list[pa.Array] = [*foreign_present]
+    # Unknown fields Arrow read as strings, integers or booleans print back exactly as JSON, so their
+    # `extra` is built from the columns; anything else (floats, objects, timestamps Arrow inferred
+    # from strings, fields typed for another device type) is taken from the line itself.
+    complex_parts: list[pa.Array] = [*foreign_present]
+    simple_parts: list[pa.Array] = []
+    simple_columns: list[str] = []
     for name in table.column_names:
-        if name not in _DECLARED and name != "attributes":
-            own_line.append(pc.is_valid(_column(table, name)))
+        if name in _DECLARED or name == "attributes":
+            continue
+        values = _column(table, name)
+        if pa.types.is_null(values.type):
+            continue
+        if values.type in _VECTOR_ATTRIBUTE_TYPES:
+            simple_columns.append(name)
+            simple_parts.append(pc.is_valid(values))
+        else:
+            complex_parts.append(pc.is_valid(values))
     if "attributes" in table.column_names:
         attributes = _column(table, "attributes")
         if pa.types.is_struct(attributes.type):
@@ -517,15 +561,18 @@ def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) ->
                 child_type = attributes.type.field(index).type
                 if child_type in _VECTOR_ATTRIBUTE_TYPES or pa.types.is_null(child_type):
                     continue
-                own_line.append(pc.is_valid(pc.struct_field(attributes, [index])))
+                complex_parts.append(pc.is_valid(pc.struct_field(attributes, [index])))
         elif not pa.types.is_null(attributes.type):
             masks.append(pc.is_null(attributes))  # not an object: per line (invalid_value)
     accepted = pc.fill_null(_all(masks, length), False)
     lower = pc.subtract(received_ms, ctx.past_ms)
     upper = pc.add(received_ms, ctx.future_ms)
     in_window = pc.fill_null(pc.and_(pc.greater_equal(event_ms, lower), pc.less_equal(event_ms, upper)), False)
+    complex_rows = _any(complex_parts, length)
+    simple_rows = _any(simple_parts, length)
     return _Checked(table, line_numbers, device_type, event_ms, received_ms, accepted,
-                    _any(own_line, length), in_window)
+                    needs_own_line=complex_rows, simple_extra=pc.and_(simple_rows, pc.invert(complex_rows)),
+                    simple_columns=simple_columns, in_window=in_window)
 
 
 def _attributes_map(attributes: pa.Array) -> pa.Array:
@@ -568,6 +615,21 @@ def _arange(count: int) -> pa.Array:
     return pc.subtract(pc.cumulative_sum(pc.fill_null(pa.nulls(count, pa.int64()), 1)), 1)
 
 
+def _simple_extra(checked: _Checked, rows: pa.Array) -> pa.Array:
+    """`extra` for rows whose unknown fields are all strings, integers or booleans (null otherwise)."""
+    flagged = pc.take(checked.simple_extra, rows)
+    if not checked.simple_columns or not flagged.true_count:
+        return pa.nulls(len(rows), pa.string())
+    positions = pc.indices_nonzero(flagged)
+    picked = pc.take(rows, positions)
+    columns = {name: pc.take(_column(checked.table, name), picked).to_pylist() for name in checked.simple_columns}
+    texts = []
+    for index in range(len(picked)):
+        present = {name: values[index] for name, values in columns.items() if values[index] is not None}
+        texts.append(orjson.dumps(present, option=orjson.OPT_SORT_KEYS).decode())
+    return pc.replace_with_mask(pa.nulls(len(rows), pa.string()), flagged, pa.array(texts, pa.string()))
+
+
 def _as_int64(values: pa.Array) -> pa.Array:
     return pc.cast(values, pa.int64(), safe=False)  # integral and within 2**53 already checked
 
@@ -586,7 +648,7 @@ def _build_type_table(checked: _Checked, rows: pa.Array, device_type: DeviceType
         elif name == "attributes":
             values = _attributes_map(_column(table, "attributes"))
         elif name == "extra":
-            values = pa.nulls(len(rows), pa.string())
+            values = _simple_extra(checked, rows)
         elif name == "source_key":
             values = pa.array([ctx.source_key] * len(rows), pa.string())
         elif name == "source_line":

@@ -162,6 +162,12 @@ def _bad_lines() -> st.SearchStrategy[bytes]:
     ])
 
 
+_UNKNOWN_FIELDS: list[dict[str, Any]] = [
+    {}, {"extra_field": 1}, {"battery_pct": 5}, {"note": "x", "flag": True},
+    {"n": None, "when": "2026-01-01T00:00:00Z"}, {"f": 1.0},
+]
+
+
 def _good_lines() -> st.SearchStrategy[bytes]:
     event_times = st.sampled_from(["2026-11-25T18:00:00Z", "2026-11-25 17:00:00.123456+01:00",
                                    "2026-11-24T00:00:00.1Z", 1_795_600_000_000, "2026-11-25T18:30:00.5-00:30"])
@@ -172,7 +178,7 @@ def _good_lines() -> st.SearchStrategy[bytes]:
                                                        st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
                                                                  st.text(max_size=3)), max_size=3))),
         st.builds(lambda n, u, x: line(f"b{n}", "bridge", uptime_s=u, **x), st.integers(0, 999),
-                  st.integers(0, 2**40), st.sampled_from([{}, {"extra_field": 1}, {"battery_pct": 5}])),
+                  st.integers(0, 2**40), st.sampled_from(_UNKNOWN_FIELDS)),
         st.builds(lambda n, m: line(f"v{n}", "video_doorbell", motion_detected=m), st.integers(0, 999), st.booleans()),
     )
 
@@ -192,3 +198,19 @@ def test_every_non_blank_line_ends_in_exactly_one_place_as_the_per_line_path_say
     reference = per_line_only(enumerate(lines, 1), ctx)
     assert rows == rows_of(reference)
     assert reasons == reasons_of(reference)
+
+
+def test_a_block_of_epoch_ms_event_times_is_read_as_numbers(ctx: DeviceContext) -> None:
+    lines = [line(f"e{n}", event_time=1_795_632_000_000 + n) for n in range(300)] + [line("x", event_time=1.5)]
+    result = parse(lines, ctx)
+    assert len(rows_of(result)) == 300
+    assert reasons_of(result) == {301: "invalid_value"}
+    assert rows_of(result) == rows_of(per_line_only(enumerate(lines, 1), ctx))
+
+
+def test_a_block_where_most_lines_are_refused_still_ends_every_line_somewhere(ctx: DeviceContext) -> None:
+    lines = [line(f"e{n}", "bridge", uptime_s=str(n)) if n % 3 else line(f"e{n}") for n in range(1200)]
+    result = parse(lines, ctx)
+    assert len(rows_of(result)) == 400
+    assert set(reasons_of(result).values()) == {"invalid_value"}
+    assert len(result.rejections) == 800
