@@ -188,7 +188,11 @@ class Reconciler:
                 check_time(RETRY, 0)
                 items, start_key = self._store.query_status(status, before, limit=STATUS_PAGE_SIZE, start_key=start_key)
                 if items:
-                    self._retry_items(items, counts)
+                    try:
+                        self._retry_items(items, counts)
+                    except Exception:  # one bad page must not stop the other repairs
+                        counts["errors"] += 1
+                        self._log.exception("retrying a page of the status index failed", extra={"status": status})
                 if not start_key:
                     break
 
@@ -196,12 +200,7 @@ class Reconciler:
         refs: dict[str, PartitionRef] = {
             item["verified_key"]: (str(item["table"]), Partition(str(item["day"]), str(item["hour"]))) for item in items
         }
-        try:
-            outcomes = self._registrar.ensure_partitions(set(refs.values()), counts)
-        except Exception:
-            counts["errors"] += 1
-            self._log.exception("retrying partitions failed")
-            return
+        outcomes = self._registrar.ensure_partitions(set(refs.values()), counts)
         now = rfc3339(self._clock())
         for item in items:
             outcome = outcomes[refs[item["verified_key"]]]
