@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 
 from reconciler.app import build_handler as build_reconciler
 from reconciler.logic import GLUE, UNREGISTERED
@@ -209,3 +210,24 @@ def test_partition_check_stops_between_tables(s3: Any, dynamodb: Any, redrive_ur
 
     assert summary["stopped_in"] == GLUE
     assert state_item(dynamodb)["cursor_index"] == {"N": "1"}
+
+
+def test_glue_still_down_keeps_the_file_pending_and_counts_the_attempt(
+    s3: Any, dynamodb: Any, redrive_url: str
+) -> None:
+    key = put_verified(s3, "lock", NOW_HOUR, "9" * 32)
+    clients, _ = counted_clients()
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://glue.us-west-2.amazonaws.com")
+
+    clients.session.events.register("before-call.glue.BatchCreatePartition", unreachable)
+    build_registry(REGISTRY_ENV, clients)(sqs_event([notification(s3, key)]), None)
+
+    summary = build_reconciler(reconciler_env(redrive_url), clients)({}, FakeContext())
+
+    item = file_item(dynamodb, key)
+    assert item is not None
+    assert (item["status"], item["attempts"]) == (rk.STATUS_PARTITION_PENDING, "2")
+    assert "glue unavailable" in item["last_error"]
+    assert summary["counts"]["retried_partition_pending"] == 1
