@@ -54,6 +54,11 @@ def _generate(path: str, size_mb: str, bad_fraction: str) -> None:
     Path(path).with_suffix(".json").write_text(json.dumps({"uncompressed_bytes": size}))
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(kind: str, raw: str, out_dir: str) -> None:
     """Runs in a subprocess: do one contender's work, print seconds and peak RSS as JSON."""
     if kind == "duckdb":
@@ -61,6 +66,7 @@ def _child(kind: str, raw: str, out_dir: str) -> None:
 
         connection = duckdb.connect()
         connection.execute(f"SET threads={os.cpu_count() or 1}")
+        cpu_start = _cpu_seconds()
         start = time.perf_counter()
         # With bad lines DuckDB must be told to skip them (it cannot keep them anywhere).
         options = ", ignore_errors=true" if "-bad" in Path(raw).name else ""
@@ -71,6 +77,7 @@ def _child(kind: str, raw: str, out_dir: str) -> None:
         import pyarrow.json as pa_json  # noqa: PLC0415
         import pyarrow.parquet as pq  # noqa: PLC0415
 
+        cpu_start = _cpu_seconds()
         start = time.perf_counter()
         table = pa_json.read_json(raw)
         pq.write_table(table, f"{out_dir}/pyarrow.parquet", compression="zstd")
@@ -78,14 +85,16 @@ def _child(kind: str, raw: str, out_dir: str) -> None:
         import parser.core  # noqa: F401, PLC0415 (imports outside the timed part, as for the others)
         from signals.cli import main  # noqa: PLC0415
 
+        cpu_start = _cpu_seconds()
         start = time.perf_counter()
         with redirect_stdout(io.StringIO()):
             status = main(["parse-file", raw, "--out", out_dir, "--json"])
         if status != 0:
             raise SystemExit(status)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_start
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": usage.ru_maxrss / 1024}))
 
 
 def _measure(kind: str, raw: Path) -> dict[str, float] | None:
@@ -119,18 +128,19 @@ def _compare(label: str, raw: Path, size: int, runs: int) -> dict[str, dict[str,
         summary[kind] = {
             "mb_s": size / 1e6 / seconds,
             "seconds": seconds,
+            "cpu_seconds": statistics.median(item["cpu_seconds"] for item in items),
             "peak_rss_mb": max(item["peak_rss_mb"] for item in items),
         }
     base = summary["duckdb"]["mb_s"]
     print(f"\n{label}: {raw.name}, {size / 1e6:.0f} MB uncompressed, median of {runs} runs")
-    print(f"  {'contender':<12} {'MB/s':>8} {'x DuckDB':>9} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"  {'contender':<12} {'MB/s':>8} {'x DuckDB':>9} {'seconds':>8} {'CPU s':>6} {'peak RSS MB':>12}")
     for kind in CONTENDERS:
         if kind not in summary:
             print(f"  {kind:<12} {'fails on this input (cannot skip or keep bad lines)':>40}")
             continue
         figures = summary[kind]
         print(f"  {kind:<12} {figures['mb_s']:>8.1f} {figures['mb_s'] / base:>9.2f} {figures['seconds']:>8.2f} "
-              f"{figures['peak_rss_mb']:>12.0f}")
+              f"{figures['cpu_seconds']:>6.2f} {figures['peak_rss_mb']:>12.0f}")
     return summary
 
 
@@ -149,7 +159,7 @@ def main() -> int:
     if args.generate:
         _generate(*args.generate)
         return 0
-    print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (at start)")
     clean, clean_size = _dataset(args.size_mb, 0.0)
     bad, bad_size = _dataset(args.size_mb, args.bad)
     clean_summary = _compare("clean", clean, clean_size, args.runs)
@@ -157,6 +167,7 @@ def main() -> int:
     print("\nratios parse-file / DuckDB: "
           f"clean {clean_summary['parse-file']['mb_s'] / clean_summary['duckdb']['mb_s']:.2f} (target >= 0.70), "
           f"bad {bad_summary['parse-file']['mb_s'] / bad_summary['duckdb']['mb_s']:.2f} (target >= 0.40)")
+    print(f"load average {os.getloadavg()[0]:.1f} (at end)")
     if args.memory_check:
         large, large_size = _dataset(args.size_mb * 4, 0.0)
         peaks = [_measure("parse-file", large)["peak_rss_mb"] for _ in range(max(1, args.runs // 2))]
