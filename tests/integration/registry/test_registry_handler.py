@@ -208,3 +208,35 @@ def test_missing_configuration_names_the_variable() -> None:
     handler = build_handler({"REGISTRY_TABLE": "registry"})
     with pytest.raises(ConfigError, match="GLUE_DATABASE"):
         handler(sqs_event([]), None)
+
+
+def test_redelivery_after_glue_recovered_upgrades_a_pending_item(s3: Any, dynamodb: Any, glue: Any) -> None:
+    key = put_verified(s3, "lock", HOUR_11, "3" * 32)
+    body = notification(s3, key)
+    down, _ = counted_clients()
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://glue.us-west-2.amazonaws.com")
+
+    down.session.events.register("before-call.glue.BatchCreatePartition", unreachable)
+    build_handler(REGISTRY_ENV, down)(sqs_event([body]), None)
+    assert file_item(dynamodb, key)["status"] == rk.STATUS_PARTITION_PENDING  # type: ignore[index]
+
+    build_handler(REGISTRY_ENV)(sqs_event([body]), None)  # the same notification again, Glue back
+
+    item = file_item(dynamodb, key)
+    assert item is not None
+    assert item["status"] == rk.STATUS_REGISTERED
+    assert "last_error" not in item
+    assert [p["Values"] for p in glue_partitions(glue, "telemetry_lock_flat")] == [HOUR_11.values]
+
+
+def test_notification_for_a_deleted_object_is_acked_without_an_item(s3: Any, dynamodb: Any) -> None:
+    key = put_verified(s3, "lock", HOUR_10, "4" * 32)
+    body = notification(s3, key)
+    s3.delete_object(Bucket=VERIFIED_BUCKET, Key=key)
+
+    response = build_handler(REGISTRY_ENV)(sqs_event([body]), None)
+
+    assert response == {"batchItemFailures": []}
+    assert file_item(dynamodb, key) is None
