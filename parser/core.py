@@ -19,7 +19,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from parser.device import DAY_MS, HOUR_MS, BlockResult, DeviceContext, parse_block, too_large
+from parser.device import parse_block
+from parser.device_lines import DAY_MS, HOUR_MS, BlockResult, DeviceContext, too_large
 from parser.otlp import OtlpContext, parse_line
 from parser.output import QuarantineFile, QuarantineWriter, VerifiedFile, VerifiedWriter
 from parser.records import MAX_LINE_BYTES, LineCounts, Rejection, rejection

@@ -1,427 +1,39 @@
 """Device telemetry: a block of JSONL lines to validated Arrow tables per (type, hour), column-wise.
 
-The fast path hands a whole block to Arrow's JSON reader with an explicit read schema and checks
-every FieldSpec constraint with Arrow compute. Only the lines Arrow cannot read or the vectorized
-checks do not accept go one by one through `shared.models.validate_device_event`, which has the
-last word, so a record is judged exactly as everywhere else:
-
-- Arrow reports the row of a parse error (`... in row N`) when the block is read as one chunk. The
-  lines before it are read again as one segment, line N goes to the per-line path, and reading goes
-  on after it, so one bad line costs one extra read of the lines before it, never a slow block.
-- A failure without a row (an integer that overflows, invalid UTF-8, two objects on a line) is
-  located by decoding or bisecting that segment.
-- Rows that pass every check but carry something Arrow cannot hand back exactly (unknown fields for
-  `extra`, attribute values that are not strings, integers or booleans) get those two columns from
-  their own line; everything else about them stays vectorized.
+`parser.device_read` turns a block into Arrow tables; here every FieldSpec constraint of
+`shared.schema` is checked with Arrow compute (required fields, lengths, enums, ranges, lossless
+integers, RFC 3339 times, the event-time window), the rows are split by device type and hour and
+built in each table's exact schema. Only the lines Arrow refused or the checks did not accept go
+one by one through `parser.device_lines.validate_line`, which has the last word, so a record is
+judged exactly as everywhere else. Rows that pass but carry something Arrow cannot hand back
+exactly (unknown fields that are not plain scalars, attribute values that are not strings,
+integers or booleans) get `extra` and `attributes` from their own line; the rest stays vectorized.
 """
 
 from __future__ import annotations
 
-import bisect
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import accumulate
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
-from parser.records import (
-    MAX_LINE_BYTES,
-    QUARANTINE_PREVIEW_BYTES,
-    JsonLineError,
-    Rejection,
-    decode_line,
-    json_line_rejection,
-    rejection,
-)
+from parser.device_lines import HOUR_MS, BlockResult, DeviceContext, PerLineRows, validate_line
+from parser.device_read import DECLARED_COLUMNS, ENVELOPE_READ, TYPED_UNION, Lines, read_segments
+from parser.records import Rejection, rejection
 from parser.vectorized_time import rfc3339_to_epoch_ms
 from shared.arrow import arrow_schema
-from shared.models import EventRejected, extra_json, validate_device_event
-from shared.schema import (
-    DEVICE_FIELDS,
-    DEVICE_TABLES,
-    ENVELOPE,
-    DeviceType,
-    FieldSpec,
-    Kind,
-    Reason,
-)
-from shared.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS, format_rfc3339_ms
+from shared.models import extra_json
+from shared.schema import DEVICE_FIELDS, DEVICE_TABLES, DeviceType, FieldSpec, Kind, Reason
+from shared.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS
 
-HOUR_MS: Final = 3_600_000
-DAY_MS: Final = 86_400_000
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 _EXACT_FLOAT_INT: Final = 2.0**53  # beyond this a float64 read of a JSON integer may have rounded
-_ROW_IN_ERROR: Final = re.compile(r" in row (\d+)")
-_SUSPICIOUS_LINE: Final = re.compile(rb"\n(?:[ \t\r\n]|null)")
-#: A segment that fails without telling where is bisected down to this many lines, then read per line.
-_PER_LINE_BELOW: Final = 16
-
-
-@dataclass(frozen=True)
-class DeviceContext:
-    """What every line of one raw object shares."""
-
-    source_key: str
-    arrival_ms: int
-    past_ms: int
-    future_ms: int
-
-    def window_error(self, event_ms: int, received_ms: int) -> str | None:
-        if received_ms - self.past_ms <= event_ms <= received_ms + self.future_ms:
-            return None
-        return (
-            f"event_time {format_rfc3339_ms(event_ms)} is outside {self.past_ms / DAY_MS:g} days before to "
-            f"{self.future_ms / DAY_MS:g} days after received_at {format_rfc3339_ms(received_ms)}"
-        )
-
-
-@dataclass
-class BlockResult:
-    """One block's output: tables keyed by (type, hour start in epoch ms), rejections, blank lines."""
-
-    tables: list[tuple[str, int, pa.Table]] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    blank_lines: int = 0
-
-
-# --- the read schema -----------------------------------------------------------------------------
-
-
-def _read_type(spec: FieldSpec) -> pa.DataType:
-    if spec.kind in (Kind.INT, Kind.INT32, Kind.FLOAT):
-        return pa.float64()  # integers too: a float read never fails, integrality is checked after
-    if spec.kind == Kind.BOOL:
-        return pa.bool_()
-    return pa.string()  # strings, and timestamps (RFC 3339; epoch ms numbers go per line)
-
-
-def _typed_union() -> dict[str, FieldSpec]:
-    union: dict[str, FieldSpec] = {}
-    for specs in DEVICE_FIELDS.values():
-        for spec in specs:
-            known = union.setdefault(spec.name, spec)
-            if known.kind != spec.kind:
-                raise AssertionError(f"{spec.name} has two kinds across device types")
-    return union
-
-
-_ENVELOPE_READ: Final = tuple(spec for spec in ENVELOPE if spec.name != "attributes")
-_TYPED_UNION: Final = _typed_union()
-#: Declared columns; `attributes` and unknown fields are left to Arrow's inference.
-READ_SCHEMA: Final = pa.schema(
-    [pa.field(spec.name, _read_type(spec)) for spec in (*_ENVELOPE_READ, *_TYPED_UNION.values())]
-)
-_DECLARED: Final = frozenset(READ_SCHEMA.names)
-_PARSE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="infer")
-#: For blocks whose event times are epoch milliseconds (JSON numbers) rather than RFC 3339 strings.
-_EPOCH_PARSE_OPTIONS: Final = pa_json.ParseOptions(
-    explicit_schema=pa.schema([pa.field(f.name, pa.float64()) if f.name == "event_time" else f for f in READ_SCHEMA]),
-    unexpected_field_behavior="infer",
-)
-_EPOCH_EVENT_TIME_ERROR: Final = "Column(/event_time) changed from string to number"
-#: Refused lines per block beyond which the rest of the block goes per line (each refusal costs a read).
-_MAX_REFUSALS: Final = 256
-_PROBE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
-_PATCH_ATTEMPTS: Final = 4
 _VECTOR_ATTRIBUTE_TYPES: Final = (pa.string(), pa.int64(), pa.bool_())
 _STRING_MAP: Final = pa.map_(pa.string(), pa.string())
 #: Output columns computed from the checks rather than copied from the read.
 _COMPUTED: Final = frozenset({"event_time", "received_at", "extra", "source_key", "source_line"})
-
-
-# --- blocks to Arrow segments --------------------------------------------------------------------
-
-
-class _Lines:
-    """Line access for a block, built only when something needs it."""
-
-    def __init__(self, block: bytes) -> None:
-        self.block = block
-        parts = block.split(b"\n")
-        if parts and parts[-1] == b"":
-            parts.pop()
-        self.items = parts
-        self._lengths: list[int] | None = None  # cumulative lengths without newlines, from 0
-
-    def start(self, index: int) -> int:
-        if self._lengths is None:
-            self._lengths = list(accumulate(map(len, self.items), initial=0))
-        return self._lengths[index] + index  # plus one newline per line before it
-
-    def span(self, first: int, stop: int) -> memoryview:
-        end = min(self.start(stop), len(self.block))
-        return memoryview(self.block)[self.start(first):end]
-
-    def line_at_offset(self, offset: int) -> int:
-        return bisect.bisect_right(range(len(self.items) + 1), offset, key=self.start) - 1
-
-
-def _looks_plain(block: bytes) -> bool:
-    """No line near the size limit. (Blank lines show as fewer rows than lines, checked after the read.)"""
-    window = MAX_LINE_BYTES // 2
-    # A line of MAX_LINE_BYTES or more covers a whole aligned window without a newline.
-    return all(block.find(b"\n", start, start + window) != -1 for start in range(0, len(block) - window, window))
-
-
-def _suspicious(block: bytes) -> bool:
-    """A blank or whitespace-led line (Arrow skips blank lines, which shifts its row numbers) or a
-    top-level `null` line (pyarrow's JSON reader can crash with a segfault on one)."""
-    return (block[:1] in (b"\n", b" ", b"\t", b"\r") or block.startswith(b"null")
-            or _SUSPICIOUS_LINE.search(block) is not None)
-
-
-def _read(data: bytes | memoryview, options: pa_json.ParseOptions = _PARSE_OPTIONS) -> pa.Table:
-    """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`."""
-    read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
-    return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options, parse_options=options)
-
-
-@dataclass
-class _Segments:
-    """Arrow tables read from a block, each with the block-relative index of its first line."""
-
-    tables: list[tuple[int, pa.Table]] = field(default_factory=list)
-    per_line: list[int] = field(default_factory=list)  # block-relative line indexes
-
-
-def _read_segments(block: bytes, line_count: int, result: BlockResult, first_line: int) -> tuple[
-        _Segments, _Lines | None]:
-    segments = _Segments()
-    lines: _Lines | None = None
-    pending: list[tuple[int, int]] = []
-    plain = _looks_plain(block) and not _suspicious(block)
-    if plain:
-        try:
-            table = _read(block)
-        except pa.ArrowInvalid as exc:
-            table = None
-            if _EPOCH_EVENT_TIME_ERROR in str(exc):  # a fleet sending epoch ms: read the block that way
-                try:
-                    table = _read(block, _EPOCH_PARSE_OPTIONS)
-                except (pa.ArrowInvalid, UnicodeDecodeError):
-                    table = None
-        except UnicodeDecodeError:
-            table = None
-        if table is not None and table.num_rows == line_count:
-            segments.tables.append((0, table))
-            return segments, None
-    lines = _Lines(block)
-    if plain:
-        pending.extend(_locate_and_patch(lines, segments))
-    else:
-        pending.extend(_candidate_runs(lines, result, first_line, segments.per_line))
-    while pending:
-        start, stop = pending.pop()
-        if start >= stop:
-            continue
-        data = lines.span(start, stop)
-        try:
-            table = _read(data)
-        except pa.ArrowInvalid as exc:
-            found = _ROW_IN_ERROR.findall(str(exc))
-            row = int(found[-1]) if found else None
-            if row is not None and start + row < stop:
-                segments.per_line.append(start + row)
-                pending.append((start + row + 1, stop))
-                pending.append((start, start + row))
-            else:
-                _bisect(start, stop, pending, segments)
-            continue
-        except UnicodeDecodeError:
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError as decode_error:
-                bad = lines.line_at_offset(lines.start(start) + decode_error.start)
-                segments.per_line.append(bad)
-                pending.append((bad + 1, stop))
-                pending.append((start, bad))
-            else:
-                _bisect(start, stop, pending, segments)
-            continue
-        if table.num_rows != stop - start:  # e.g. two objects on one line: find it
-            _bisect(start, stop, pending, segments)
-            continue
-        segments.tables.append((start, table))
-    return segments, lines
-
-
-def _error_row(exc: pa.ArrowInvalid) -> int | None:
-    found = _ROW_IN_ERROR.findall(str(exc))
-    return int(found[-1]) if found else None
-
-
-def _locate_and_patch(lines: _Lines, segments: _Segments) -> list[tuple[int, int]]:
-    """Read a block with bad lines in two passes instead of two reads per bad line.
-
-    Pass 1 finds every line Arrow refuses by reading on from each error with a probe that ignores
-    undeclared fields (cheaper, and it refuses the same lines: syntax, non-objects, wrong types of
-    declared fields). Pass 2 reads the whole block once with the refused lines replaced by `{}`, so
-    rows still match lines (those rows fail the checks and go per line anyway). A refusal the probe
-    could not see (an attribute whose type changes between rows) is added and pass 2 retried.
-    Returns the ranges still to read the careful way when this does not work out.
-    """
-    total = len(lines.items)
-    refused: list[int] = []
-    start = 0
-    while start < total:
-        try:
-            _read(lines.span(start, total), _PROBE_OPTIONS)
-        except pa.ArrowInvalid as exc:
-            row = _error_row(exc)
-            if row is None or start + row >= total:
-                return _careful(refused, segments, total)
-            refused.append(start + row)
-            start += row + 1
-            if len(refused) > _MAX_REFUSALS:  # mostly unreadable: the rest is cheaper line by line
-                segments.per_line.extend(range(start, total))
-                total = start
-                break
-            continue
-        except UnicodeDecodeError:
-            return _careful(refused, segments, total)
-        break
-    if total == 0:
-        return []
-    for _ in range(_PATCH_ATTEMPTS):
-        bad = set(refused)
-        items = lines.items[:total]
-        for index in bad:
-            items[index] = b"{}"
-        patched = b"\n".join(items)
-        try:
-            table = _read(patched)
-        except pa.ArrowInvalid as exc:
-            row = _error_row(exc)
-            if row is None or row >= total or row in bad:
-                break
-            refused.append(row)
-            refused.sort()
-            continue
-        except UnicodeDecodeError:
-            break
-        if table.num_rows != total:
-            break
-        segments.per_line.extend(refused)
-        segments.tables.append((0, table))
-        return []
-    return _careful(refused, segments, total)
-
-
-def _careful(refused: list[int], segments: _Segments, total: int) -> list[tuple[int, int]]:
-    """Hand the block to the careful loop: refused lines go per line, the ranges between them are read again."""
-    ordered = sorted(set(refused))
-    segments.per_line.extend(ordered)
-    return [*_between(ordered, 0), (ordered[-1] + 1 if ordered else 0, total)]
-
-
-def _between(refused: list[int], first: int) -> list[tuple[int, int]]:
-    """The ranges of lines between refused ones, from `first` up to the last refused line."""
-    ranges: list[tuple[int, int]] = []
-    for index in refused:
-        ranges.append((first, index))
-        first = index + 1
-    return ranges
-
-
-def _bisect(start: int, stop: int, pending: list[tuple[int, int]], segments: _Segments) -> None:
-    if stop - start <= _PER_LINE_BELOW:
-        segments.per_line.extend(range(start, stop))
-        return
-    middle = (start + stop) // 2
-    pending.append((middle, stop))
-    pending.append((start, middle))
-
-
-def _candidate_runs(lines: _Lines, result: BlockResult, first_line: int, per_line: list[int]) -> Iterator[
-        tuple[int, int]]:
-    """Runs of lines worth giving to Arrow; blank lines are counted, oversized lines rejected, and
-    top-level `null` lines kept from Arrow (they crash its JSON reader) for the per-line path."""
-    run_start: int | None = None
-    for index, line in enumerate(lines.items):
-        if len(line) > MAX_LINE_BYTES:
-            result.rejections.append(too_large(first_line + index, line))
-        elif line.lstrip().startswith(b"null"):
-            per_line.append(index)
-        elif line.strip():
-            if run_start is None:
-                run_start = index
-            continue
-        else:
-            result.blank_lines += 1
-        if run_start is not None:
-            yield run_start, index
-            run_start = None
-    if run_start is not None:
-        yield run_start, len(lines.items)
-
-
-def too_large(line_number: int, line: bytes, size: int | None = None) -> Rejection:
-    size = len(line) if size is None else size
-    return rejection(Reason.RECORD_TOO_LARGE, line_number, line[:QUARANTINE_PREVIEW_BYTES],
-                     ("$", "too_large", f"line is {size} bytes; the limit is {MAX_LINE_BYTES} (original truncated)"))
-
-
-# --- per-line path -------------------------------------------------------------------------------
-
-
-@dataclass
-class _PerLineRows:
-    rows: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, type_value: str, event_ms: int, row: dict[str, Any]) -> None:
-        self.rows.setdefault((type_value, event_ms // HOUR_MS * HOUR_MS), []).append(row)
-
-    def tables(self) -> Iterator[tuple[str, int, pa.Table]]:
-        for (type_value, hour_ms), rows in self.rows.items():
-            schema = arrow_schema(DEVICE_TABLES[DeviceType(type_value)])
-            yield type_value, hour_ms, pa.Table.from_pylist(rows, schema=schema)
-
-
-def validate_line(line: bytes, line_number: int, ctx: DeviceContext) -> tuple[str, int, dict[str, Any]] | Rejection:
-    """The per-line judgement of one device line: (type, event ms, row) or a rejection."""
-    try:
-        record = decode_line(line)
-    except JsonLineError as exc:
-        return json_line_rejection(exc, line_number, line)
-    try:
-        model = validate_device_event(record)
-    except EventRejected as exc:
-        return Rejection(exc.reason, tuple(exc.errors), line_number, line)
-    assert isinstance(record, dict)  # validate_device_event accepts objects only
-    device_type = DeviceType(model.device_type)  # type: ignore[attr-defined]
-    table = DEVICE_TABLES[device_type]
-    row: dict[str, Any] = {}
-    for spec in table.fields:
-        if spec.name in ("extra", "source_key", "source_line"):
-            continue
-        value = getattr(model, spec.name, None)
-        if spec.kind == Kind.INT and isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
-            return rejection(Reason.INVALID_VALUE, line_number, line,
-                             (spec.name, "int64_range", "integer does not fit in 64 bits"))
-        row[spec.name] = value
-    event_ms = _datetime_ms(row["event_time"])
-    received_ms = ctx.arrival_ms if row["received_at"] is None else _datetime_ms(row["received_at"])
-    problem = ctx.window_error(event_ms, received_ms)
-    if problem is not None:
-        return rejection(Reason.EVENT_TIME_OUT_OF_RANGE, line_number, line, ("event_time", "out_of_range", problem))
-    row["received_at"] = datetime.fromtimestamp(received_ms / 1000, tz=UTC)
-    row["attributes"] = list(row["attributes"].items()) if row["attributes"] is not None else None
-    row["extra"] = extra_json(record, device_type)
-    row["source_key"] = ctx.source_key
-    row["source_line"] = line_number
-    return device_type.value, event_ms, row
-
-
-def _datetime_ms(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 # --- column-wise validation ----------------------------------------------------------------------
@@ -510,7 +122,7 @@ def _event_ms(values: pa.Array) -> pa.Array:
 def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) -> _Checked:
     length = table.num_rows
     masks: list[pa.Array] = []
-    for spec in _ENVELOPE_READ:
+    for spec in ENVELOPE_READ:
         if spec.kind == Kind.TIMESTAMP_MS or spec.name == "device_type":
             continue
         values = _column(table, spec.name)
@@ -527,13 +139,13 @@ def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) ->
     device_type = _column(table, "device_type")
     typed_ok: list[pa.Array] = []
     foreign_present: list[pa.Array] = []
-    present = {name: pc.is_valid(_column(table, name)) for name in _TYPED_UNION}
+    present = {name: pc.is_valid(_column(table, name)) for name in TYPED_UNION}
     for device_type_value, specs in DEVICE_FIELDS.items():
         is_type = pc.fill_null(pc.equal(device_type, device_type_value.value), False)
         own = {spec.name for spec in specs}
         checks = [_ok_when_present(spec, _column(table, spec.name)) for spec in specs]
         typed_ok.append(pc.and_(is_type, _all(checks, length)))
-        foreign = [present[name] for name in _TYPED_UNION if name not in own and present[name].true_count]
+        foreign = [present[name] for name in TYPED_UNION if name not in own and present[name].true_count]
         foreign_present.append(pc.and_(is_type, _any(foreign, length)))
     masks.append(_any(typed_ok, length))
 
@@ -544,7 +156,7 @@ def _check_table(table: pa.Table, line_numbers: pa.Array, ctx: DeviceContext) ->
     simple_parts: list[pa.Array] = []
     simple_columns: list[str] = []
     for name in table.column_names:
-        if name in _DECLARED or name == "attributes":
+        if name in DECLARED_COLUMNS or name == "attributes":
             continue
         values = _column(table, name)
         if pa.types.is_null(values.type):
@@ -704,13 +316,13 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: i
     result = BlockResult()
     if line_count is None:
         line_count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-    segments, lines = _read_segments(block, line_count, result, first_line)
+    segments, lines = read_segments(block, line_count, result, first_line)
     per_line_indexes = list(segments.per_line)
     checked_parts: list[_Checked] = []
     for table, numbers in _combine(segments.tables, first_line):
         checked_parts.append(_check_table(table, numbers, ctx))
 
-    slow = _PerLineRows()
+    slow = PerLineRows()
     for checked in checked_parts:
         rejected = pc.invert(checked.accepted)
         if rejected.true_count:
@@ -719,7 +331,7 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: i
         out_of_window = pc.and_(good, pc.invert(checked.in_window))
         if out_of_window.true_count:
             if lines is None:
-                lines = _Lines(block)
+                lines = Lines(block)
             for number, event_ms, received_ms in zip(
                 pc.filter(checked.line_numbers, out_of_window).to_pylist(),
                 pc.filter(checked.event_ms, out_of_window).to_pylist(),
@@ -743,7 +355,7 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: i
             special = pc.and_(of_type, checked.needs_own_line)
             if special.true_count:
                 if lines is None:
-                    lines = _Lines(block)
+                    lines = Lines(block)
                 rows = pc.indices_nonzero(special)
                 table = _build_type_table(checked, rows, device_type, ctx)
                 for row, event_ms in zip(table.to_pylist(), pc.take(checked.event_ms, rows).to_pylist(),
@@ -757,7 +369,7 @@ def parse_block(block: bytes, first_line: int, ctx: DeviceContext, line_count: i
 
     if per_line_indexes:
         if lines is None:
-            lines = _Lines(block)
+            lines = Lines(block)
         for index in sorted(set(per_line_indexes)):
             outcome = validate_line(lines.items[index], first_line + index, ctx)
             if isinstance(outcome, Rejection):
@@ -791,23 +403,4 @@ def _split_hours(type_value: str, table: pa.Table, event_ms: pa.Array) -> Iterat
     for hour in distinct:
         yield type_value, int(hour), table.filter(pc.equal(hours, hour))
 
-
-def per_line_only(lines: Iterable[tuple[int, bytes]], ctx: DeviceContext) -> BlockResult:
-    """The reference path: every line through the per-line validator (tests compare against it)."""
-    result = BlockResult()
-    slow = _PerLineRows()
-    for number, line in lines:
-        if not line.strip():
-            result.blank_lines += 1
-            continue
-        if len(line) > MAX_LINE_BYTES:
-            result.rejections.append(too_large(number, line))
-            continue
-        outcome = validate_line(line, number, ctx)
-        if isinstance(outcome, Rejection):
-            result.rejections.append(outcome)
-        else:
-            slow.add(outcome[0], outcome[1], outcome[2])
-    result.tables.extend(slow.tables())
-    return result
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from parser.device import DAY_MS, BlockResult, DeviceContext
+from parser.device_lines import DAY_MS, BlockResult, DeviceContext
 
 ARRIVAL_MS = 1_795_633_200_000  # 2026-11-25T19:00:00Z
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parser.device import DeviceContext, parse_block, per_line_only
+from parser.device import parse_block
+from parser.device_lines import DeviceContext, per_line_only
 from parser.records import MAX_LINE_BYTES
 from tests.unit.parser.conftest import block_of, line, reasons_of, rows_of
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from parser.device import DAY_MS
+from parser.device_lines import DAY_MS
 from parser.otlp import OtlpContext, parse_line
 from parser.records import Rejection
 from tests.unit.parser.conftest import ARRIVAL_MS

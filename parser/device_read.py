@@ -1,0 +1,306 @@
+"""Blocks of device lines into Arrow tables, one read per block where the data allows.
+
+A block is read by Arrow's JSON reader as one chunk with an explicit read schema (every envelope
+and typed field declared; `attributes` and unknown fields inferred). Arrow cannot skip a line it
+refuses (invalid JSON, not an object, a declared field of the wrong JSON type), and its error says
+only `in row N`, which counts from the start of what it was given. So:
+
+- a clean block is one read;
+- a block with refused lines is probed from each refusal on with a cheaper read that ignores
+  undeclared fields, then read once with the refused lines replaced by `{}` (rows keep matching
+  lines); the refused lines go to the per-line path;
+- blank, whitespace-led and top-level `null` lines (Arrow skips the first, which shifts its row
+  numbers, and can crash with a segfault on the last) and failures without a row (invalid UTF-8,
+  an integer that overflows, two objects on one line) take a careful loop that splits the block
+  around them, bisecting when nothing says where.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from parser.device_lines import BlockResult, too_large
+from parser.records import MAX_LINE_BYTES
+from shared.schema import DEVICE_FIELDS, ENVELOPE, FieldSpec, Kind
+
+_ROW_IN_ERROR: Final = re.compile(r" in row (\d+)")
+_SUSPICIOUS_LINE: Final = re.compile(rb"\n(?:[ \t\r\n]|null)")
+#: A segment that fails without telling where is bisected down to this many lines, then read per line.
+_PER_LINE_BELOW: Final = 16
+
+
+# --- the read schema -----------------------------------------------------------------------------
+
+
+def _read_type(spec: FieldSpec) -> pa.DataType:
+    if spec.kind in (Kind.INT, Kind.INT32, Kind.FLOAT):
+        return pa.float64()  # integers too: a float read never fails, integrality is checked after
+    if spec.kind == Kind.BOOL:
+        return pa.bool_()
+    return pa.string()  # strings, and timestamps as RFC 3339 text (see _EPOCH_PARSE_OPTIONS for numbers)
+
+
+def _typed_union() -> dict[str, FieldSpec]:
+    union: dict[str, FieldSpec] = {}
+    for specs in DEVICE_FIELDS.values():
+        for spec in specs:
+            known = union.setdefault(spec.name, spec)
+            if known.kind != spec.kind:
+                raise AssertionError(f"{spec.name} has two kinds across device types")
+    return union
+
+
+ENVELOPE_READ: Final = tuple(spec for spec in ENVELOPE if spec.name != "attributes")
+TYPED_UNION: Final = _typed_union()
+#: Declared columns; `attributes` and unknown fields are left to Arrow's inference.
+READ_SCHEMA: Final = pa.schema(
+    [pa.field(spec.name, _read_type(spec)) for spec in (*ENVELOPE_READ, *TYPED_UNION.values())]
+)
+DECLARED_COLUMNS: Final = frozenset(READ_SCHEMA.names)
+_PARSE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="infer")
+#: For blocks whose event times are epoch milliseconds (JSON numbers) rather than RFC 3339 strings.
+_EPOCH_PARSE_OPTIONS: Final = pa_json.ParseOptions(
+    explicit_schema=pa.schema([pa.field(f.name, pa.float64()) if f.name == "event_time" else f for f in READ_SCHEMA]),
+    unexpected_field_behavior="infer",
+)
+_EPOCH_EVENT_TIME_ERROR: Final = "Column(/event_time) changed from string to number"
+#: Refused lines per block beyond which the rest of the block goes per line (each refusal costs a read).
+_MAX_REFUSALS: Final = 256
+_PROBE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpected_field_behavior="ignore")
+_PATCH_ATTEMPTS: Final = 4
+
+
+# --- blocks to Arrow segments --------------------------------------------------------------------
+
+
+class Lines:
+    """Line access for a block, built only when something needs it."""
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+        parts = block.split(b"\n")
+        if parts and parts[-1] == b"":
+            parts.pop()
+        self.items = parts
+        self._lengths: list[int] | None = None  # cumulative lengths without newlines, from 0
+
+    def start(self, index: int) -> int:
+        if self._lengths is None:
+            self._lengths = list(accumulate(map(len, self.items), initial=0))
+        return self._lengths[index] + index  # plus one newline per line before it
+
+    def span(self, first: int, stop: int) -> memoryview:
+        end = min(self.start(stop), len(self.block))
+        return memoryview(self.block)[self.start(first):end]
+
+    def line_at_offset(self, offset: int) -> int:
+        return bisect.bisect_right(range(len(self.items) + 1), offset, key=self.start) - 1
+
+
+def _looks_plain(block: bytes) -> bool:
+    """No line near the size limit. (Blank lines show as fewer rows than lines, checked after the read.)"""
+    window = MAX_LINE_BYTES // 2
+    # A line of MAX_LINE_BYTES or more covers a whole aligned window without a newline.
+    return all(block.find(b"\n", start, start + window) != -1 for start in range(0, len(block) - window, window))
+
+
+def _suspicious(block: bytes) -> bool:
+    """A blank or whitespace-led line (Arrow skips blank lines, which shifts its row numbers) or a
+    top-level `null` line (pyarrow's JSON reader can crash with a segfault on one)."""
+    return (block[:1] in (b"\n", b" ", b"\t", b"\r") or block.startswith(b"null")
+            or _SUSPICIOUS_LINE.search(block) is not None)
+
+
+def _read(data: bytes | memoryview, options: pa_json.ParseOptions = _PARSE_OPTIONS) -> pa.Table:
+    """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`."""
+    read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
+    return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options, parse_options=options)
+
+
+@dataclass
+class Segments:
+    """Arrow tables read from a block, each with the block-relative index of its first line."""
+
+    tables: list[tuple[int, pa.Table]] = field(default_factory=list)
+    per_line: list[int] = field(default_factory=list)  # block-relative line indexes
+
+
+def read_segments(block: bytes, line_count: int, result: BlockResult, first_line: int) -> tuple[
+        Segments, Lines | None]:
+    segments = Segments()
+    lines: Lines | None = None
+    pending: list[tuple[int, int]] = []
+    plain = _looks_plain(block) and not _suspicious(block)
+    if plain:
+        try:
+            table = _read(block)
+        except pa.ArrowInvalid as exc:
+            table = None
+            if _EPOCH_EVENT_TIME_ERROR in str(exc):  # a fleet sending epoch ms: read the block that way
+                try:
+                    table = _read(block, _EPOCH_PARSE_OPTIONS)
+                except (pa.ArrowInvalid, UnicodeDecodeError):
+                    table = None
+        except UnicodeDecodeError:
+            table = None
+        if table is not None and table.num_rows == line_count:
+            segments.tables.append((0, table))
+            return segments, None
+    lines = Lines(block)
+    if plain:
+        pending.extend(_locate_and_patch(lines, segments))
+    else:
+        pending.extend(_candidate_runs(lines, result, first_line, segments.per_line))
+    while pending:
+        start, stop = pending.pop()
+        if start >= stop:
+            continue
+        data = lines.span(start, stop)
+        try:
+            table = _read(data)
+        except pa.ArrowInvalid as exc:
+            found = _ROW_IN_ERROR.findall(str(exc))
+            row = int(found[-1]) if found else None
+            if row is not None and start + row < stop:
+                segments.per_line.append(start + row)
+                pending.append((start + row + 1, stop))
+                pending.append((start, start + row))
+            else:
+                _bisect(start, stop, pending, segments)
+            continue
+        except UnicodeDecodeError:
+            try:
+                bytes(data).decode("utf-8")
+            except UnicodeDecodeError as decode_error:
+                bad = lines.line_at_offset(lines.start(start) + decode_error.start)
+                segments.per_line.append(bad)
+                pending.append((bad + 1, stop))
+                pending.append((start, bad))
+            else:
+                _bisect(start, stop, pending, segments)
+            continue
+        if table.num_rows != stop - start:  # e.g. two objects on one line: find it
+            _bisect(start, stop, pending, segments)
+            continue
+        segments.tables.append((start, table))
+    return segments, lines
+
+
+def _error_row(exc: pa.ArrowInvalid) -> int | None:
+    found = _ROW_IN_ERROR.findall(str(exc))
+    return int(found[-1]) if found else None
+
+
+def _locate_and_patch(lines: Lines, segments: Segments) -> list[tuple[int, int]]:
+    """Read a block with bad lines in two passes instead of two reads per bad line.
+
+    Pass 1 finds every line Arrow refuses by reading on from each error with a probe that ignores
+    undeclared fields (cheaper, and it refuses the same lines: syntax, non-objects, wrong types of
+    declared fields). Pass 2 reads the whole block once with the refused lines replaced by `{}`, so
+    rows still match lines (those rows fail the checks and go per line anyway). A refusal the probe
+    could not see (an attribute whose type changes between rows) is added and pass 2 retried.
+    Returns the ranges still to read the careful way when this does not work out.
+    """
+    total = len(lines.items)
+    refused: list[int] = []
+    start = 0
+    while start < total:
+        try:
+            _read(lines.span(start, total), _PROBE_OPTIONS)
+        except pa.ArrowInvalid as exc:
+            row = _error_row(exc)
+            if row is None or start + row >= total:
+                return _careful(refused, segments, total)
+            refused.append(start + row)
+            start += row + 1
+            if len(refused) > _MAX_REFUSALS:  # mostly unreadable: the rest is cheaper line by line
+                segments.per_line.extend(range(start, total))
+                total = start
+                break
+            continue
+        except UnicodeDecodeError:
+            return _careful(refused, segments, total)
+        break
+    if total == 0:
+        return []
+    for _ in range(_PATCH_ATTEMPTS):
+        bad = set(refused)
+        items = lines.items[:total]
+        for index in bad:
+            items[index] = b"{}"
+        patched = b"\n".join(items)
+        try:
+            table = _read(patched)
+        except pa.ArrowInvalid as exc:
+            row = _error_row(exc)
+            if row is None or row >= total or row in bad:
+                break
+            refused.append(row)
+            refused.sort()
+            continue
+        except UnicodeDecodeError:
+            break
+        if table.num_rows != total:
+            break
+        segments.per_line.extend(refused)
+        segments.tables.append((0, table))
+        return []
+    return _careful(refused, segments, total)
+
+
+def _careful(refused: list[int], segments: Segments, total: int) -> list[tuple[int, int]]:
+    """Hand the block to the careful loop: refused lines go per line, the ranges between them are read again."""
+    ordered = sorted(set(refused))
+    segments.per_line.extend(ordered)
+    return [*_between(ordered, 0), (ordered[-1] + 1 if ordered else 0, total)]
+
+
+def _between(refused: list[int], first: int) -> list[tuple[int, int]]:
+    """The ranges of lines between refused ones, from `first` up to the last refused line."""
+    ranges: list[tuple[int, int]] = []
+    for index in refused:
+        ranges.append((first, index))
+        first = index + 1
+    return ranges
+
+
+def _bisect(start: int, stop: int, pending: list[tuple[int, int]], segments: Segments) -> None:
+    if stop - start <= _PER_LINE_BELOW:
+        segments.per_line.extend(range(start, stop))
+        return
+    middle = (start + stop) // 2
+    pending.append((middle, stop))
+    pending.append((start, middle))
+
+
+def _candidate_runs(lines: Lines, result: BlockResult, first_line: int, per_line: list[int]) -> Iterator[
+        tuple[int, int]]:
+    """Runs of lines worth giving to Arrow; blank lines are counted, oversized lines rejected, and
+    top-level `null` lines kept from Arrow (they crash its JSON reader) for the per-line path."""
+    run_start: int | None = None
+    for index, line in enumerate(lines.items):
+        if len(line) > MAX_LINE_BYTES:
+            result.rejections.append(too_large(first_line + index, line))
+        elif line.lstrip().startswith(b"null"):
+            per_line.append(index)
+        elif line.strip():
+            if run_start is None:
+                run_start = index
+            continue
+        else:
+            result.blank_lines += 1
+        if run_start is not None:
+            yield run_start, index
+            run_start = None
+    if run_start is not None:
+        yield run_start, len(lines.items)
+
+
