@@ -203,3 +203,20 @@ def test_duckdb_reads_the_output_with_hive_partitioning(s3: Any, clients: Client
         ("bridge", "2026-11-25", "18", "e2", expected_time[1]),
         ("video_doorbell", "2026-11-25", "19", "e3", expected_time[2]),
     ]
+
+
+def test_emf_metrics_name_rows_by_type_and_quarantine_by_reason(s3: Any, clients: Clients,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    etag = put_raw(s3, RAW_KEY, LINES)
+    build_handler(PARSER_ENV, clients)(sqs_event(notification(RAW_KEY, etag)), None)
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    by_type = {d["type"]: d["RowsOutByType"] for d in documents if "RowsOutByType" in d}
+    by_reason = {d["reason"]: d["QuarantinedByReason"] for d in documents if "QuarantinedByReason" in d}
+    assert by_type == {"bridge": [1.0], "lock": [1.0], "video_doorbell": [1.0]}
+    assert by_reason == {"invalid_json": [1.0], "invalid_value": [1.0]}
+    [batch] = [d for d in documents if "RowsOut" in d]
+    assert [batch[name] for name in ("RowsOut", "Quarantined", "FilesOut", "BlankLines")] == [
+        [3.0], [2.0], [3.0], [1.0]]
+    assert batch["BytesIn"][0] > 0
+    assert "LagSeconds" in batch
+    assert "DurationMs" in batch
