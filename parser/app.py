@@ -9,8 +9,7 @@ Bad data never raises: it ends in quarantine. Messages from the redrive queue ha
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -23,12 +22,12 @@ from parser.dal import OutputObjects, ProcessingRecords, RawObjects
 from parser.service import ObjectReport, ParserService, ParserTargets
 from shared.aws import Clients
 from shared.config import ParserConfig, load
+from shared.handler import Handler, on_first_call
 from shared.observability import observability
 from shared.s3events import parse_s3_notification
 
 logger, metrics, tracer = observability("parser")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def build_service(config: ParserConfig, clients: Clients) -> ParserService:
@@ -44,14 +43,7 @@ def build_service(config: ParserConfig, clients: Clients) -> ParserService:
 
 def build_handler(environ: Mapping[str, str], clients: Clients | None = None) -> Handler:
     """A handler with its own configuration and clients (validated and created on the first call)."""
-    lock = threading.Lock()
-    built: list[ParserService] = []
-
-    def service() -> ParserService:
-        with lock:
-            if not built:
-                built.append(build_service(load(ParserConfig, environ), clients or Clients()))
-            return built[0]
+    service = on_first_call(lambda: build_service(load(ParserConfig, environ), clients or Clients()))
 
     def record_handler(record: SQSRecord) -> None:
         for ref in parse_s3_notification(record.body):

@@ -7,9 +7,8 @@ stopped on the next run (reconciler.logic). Counts go to the return value, the l
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 
@@ -21,11 +20,11 @@ from registry.dal import GlueCatalog, Objects, RedriveQueue, RegistryTable
 from registry.logic import Registrar
 from shared.aws import Clients
 from shared.config import ReconcilerConfig, load
+from shared.handler import Handler, on_first_call
 from shared.observability import observability
 
 logger, metrics, tracer = observability("reconciler")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # Without a Lambda context (the local stack's scheduler), a run gets this much time.
 DEFAULT_BUDGET_MS: Final = 300_000
@@ -59,14 +58,7 @@ def remaining_time(context: Any) -> RemainingMs:
 
 def build_handler(environ: Mapping[str, str], clients: Clients | None = None) -> Handler:
     """A handler with its own configuration and clients (validated and created on the first call)."""
-    lock = threading.Lock()
-    built: list[Reconciler] = []
-
-    def reconciler() -> Reconciler:
-        with lock:
-            if not built:
-                built.append(build_reconciler(load(ReconcilerConfig, environ), clients or Clients()))
-            return built[0]
+    reconciler = on_first_call(lambda: build_reconciler(load(ReconcilerConfig, environ), clients or Clients()))
 
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -7,8 +7,7 @@ reports the messages that failed, so one poison message never fails its neighbou
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,11 +19,11 @@ from registry.dal import GlueCatalog, Objects, RegistryTable
 from registry.logic import BatchReport, Registrar
 from shared.aws import Clients
 from shared.config import RegistryConfig, load
+from shared.handler import Handler, on_first_call
 from shared.observability import observability
 
 logger, metrics, tracer = observability("registry")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class MessageFailed(RuntimeError):
@@ -42,14 +41,7 @@ def build_registrar(config: RegistryConfig, clients: Clients) -> Registrar:
 
 def build_handler(environ: Mapping[str, str], clients: Clients | None = None) -> Handler:
     """A handler with its own configuration and clients (validated and created on the first call)."""
-    lock = threading.Lock()
-    built: list[Registrar] = []
-
-    def registrar() -> Registrar:
-        with lock:
-            if not built:
-                built.append(build_registrar(load(RegistryConfig, environ), clients or Clients()))
-            return built[0]
+    registrar = on_first_call(lambda: build_registrar(load(RegistryConfig, environ), clients or Clients()))
 
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
