@@ -18,14 +18,14 @@ import base64
 import fnmatch
 import hmac
 import json
-import threading
 import time
 import uuid
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from signals.local.http import BackgroundHttpServer
 from signals.local.runtime import LocalFunction
 from signals.local.template import ACCOUNT_ID
 from signals.local.wiring import ApiRoute
@@ -50,26 +50,18 @@ class IngestApi:
         self.binary_media_types = binary_media_types
         self.stage = stage
         self.requests = 0
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundHttpServer(_handler_class(self), name="ingest-api", host=host, port=port,
+                                          request_queue_size=128)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ingest-api", daemon=True)
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for serve_forever, which only a started server runs
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        self._http.stop()
 
     def route(self, method: str, path: str) -> tuple[ApiRoute, LocalFunction] | None:
         for route, function in self.routes:

@@ -33,9 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 
+from signals.local.http import BackgroundHttpServer
 from signals.local.wiring import StreamSpec
 
 log = logging.getLogger("signals.local.firehose")
@@ -319,26 +320,17 @@ class FirehoseEndpoint:
 
     def __init__(self, standin: FirehoseStandIn, host: str = "127.0.0.1", port: int = 0) -> None:
         self.standin = standin
-        handler = _handler_class(standin)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundHttpServer(_handler_class(standin), name="firehose-endpoint", host=host, port=port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="firehose-endpoint", daemon=True)
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for serve_forever, which only a started server runs
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        self._http.stop()
 
 
 def _handler_class(standin: FirehoseStandIn) -> type[BaseHTTPRequestHandler]:
