@@ -6,9 +6,11 @@ refuses (invalid JSON, not an object, a declared field of the wrong JSON type), 
 only `in row N`, which counts from the start of what it was given. So:
 
 - a clean block is one read;
-- a block with refused lines is probed from each refusal on with a cheaper read that ignores
-  undeclared fields, then read once with the refused lines replaced by `{}` (rows keep matching
-  lines); the refused lines go to the per-line path;
+- a block with refused lines has them located by a regex pre-scan over its lines (RE2 through
+  pyarrow.compute: lines that are not `{...}`, declared fields holding a value of another JSON
+  type), then is read once with them replaced by `{}` (rows keep matching lines); a refusal the
+  pre-scan missed is located by probing on from it with a cheaper read that ignores undeclared
+  fields; the refused lines go to the per-line path;
 - blank, whitespace-led and top-level `null` lines (Arrow skips the first, which shifts its row
   numbers, and can crash with a segfault on the last) and failures without a row (invalid UTF-8,
   an integer that overflows, two objects on one line) take a careful loop that splits the block
@@ -25,6 +27,7 @@ from itertools import accumulate
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from parser.device_lines import BlockResult, too_large
@@ -78,6 +81,23 @@ _PROBE_OPTIONS: Final = pa_json.ParseOptions(explicit_schema=READ_SCHEMA, unexpe
 _PATCH_ATTEMPTS: Final = 4
 
 
+def _names(read_type: pa.DataType) -> str:
+    return "|".join(re.escape(column.name) for column in READ_SCHEMA if column.type == read_type)
+
+
+_GAP: Final = r"[ \t\r]*"
+#: What makes Arrow refuse a line under `_PARSE_OPTIONS`, as far as a regex can tell: a line not
+#: starting with `{` or not ending with `}` (truncated, not an object), or a declared field followed
+#: by a value of another JSON type (a number field by neither a number nor null, and so on). RE2
+#: syntax, matched per line; a field name inside a string or a nested object only gives a false alarm.
+_LIKELY_REFUSED: Final = (
+    rf"^[^{{]|[^}}\s]\s*$"
+    rf'|"(?:{_names(pa.float64())})"{_GAP}:{_GAP}[^-0-9n\s]'
+    rf'|"(?:{_names(pa.string())})"{_GAP}:{_GAP}[^"n\s]'
+    rf'|"(?:{_names(pa.bool_())})"{_GAP}:{_GAP}[^tfn\s]'
+)
+
+
 # --- blocks to Arrow segments --------------------------------------------------------------------
 
 
@@ -97,9 +117,19 @@ class Lines:
             self._lengths = list(accumulate(map(len, self.items), initial=0))
         return self._lengths[index] + index  # plus one newline per line before it
 
-    def span(self, first: int, stop: int) -> memoryview:
+    def span(self, first: int, stop: int, data: bytes | bytearray | None = None) -> memoryview:
+        """Lines `first` to `stop` of the block, or of `data` (the block with some lines patched, same offsets)."""
         end = min(self.start(stop), len(self.block))
-        return memoryview(self.block)[self.start(first):end]
+        return memoryview(self.block if data is None else data)[self.start(first):end]
+
+    def array(self) -> pa.BinaryArray:
+        """The lines as an Arrow array over the block's bytes (no copy), each with its newline."""
+        self.start(0)
+        assert self._lengths is not None
+        offsets = [length + index for index, length in enumerate(self._lengths)]
+        offsets[-1] = min(offsets[-1], len(self.block))
+        return pa.BinaryArray.from_buffers(pa.binary(), len(self.items),
+                                           [None, pa.array(offsets, pa.int32()).buffers()[1], pa.py_buffer(self.block)])
 
     def line_at_offset(self, offset: int) -> int:
         return bisect.bisect_right(range(len(self.items) + 1), offset, key=self.start) - 1
@@ -199,61 +229,119 @@ def _error_row(exc: pa.ArrowInvalid) -> int | None:
     return int(found[-1]) if found else None
 
 
-def _locate_and_patch(lines: Lines, segments: Segments) -> list[tuple[int, int]]:
-    """Read a block with bad lines in two passes instead of two reads per bad line.
+def _likely_refused(lines: Lines) -> list[int]:
+    """Lines Arrow would probably refuse, by one RE2 pass over the block's lines (no JSON parsing).
 
-    Pass 1 finds every line Arrow refuses by reading on from each error with a probe that ignores
-    undeclared fields (cheaper, and it refuses the same lines: syntax, non-objects, wrong types of
-    declared fields). Pass 2 reads the whole block once with the refused lines replaced by `{}`, so
-    rows still match lines (those rows fail the checks and go per line anyway). A refusal the probe
-    could not see (an attribute whose type changes between rows) is added and pass 2 retried.
+    A miss costs a probe later and a false alarm sends a line Arrow would have read to the per-line
+    path, which judges it the same way; neither changes an outcome.
+    """
+    matches = pc.match_substring_regex(lines.array(), _LIKELY_REFUSED)
+    indexes: list[int] = pc.indices_nonzero(matches).to_pylist()
+    return indexes
+
+
+def _locate_and_patch(lines: Lines, segments: Segments) -> list[tuple[int, int]]:
+    """Read a block with bad lines once, with the lines Arrow refuses blanked out, instead of two reads per bad line.
+
+    The lines to blank come from a regex pre-scan (`_likely_refused`): truncated lines, lines that
+    are not objects, declared fields holding a value of the wrong JSON type. A refused line the
+    pre-scan missed shows as an error of the patched read; from there on the block is probed with a
+    cheaper read that ignores undeclared fields (it refuses the same lines: syntax, non-objects,
+    wrong types of declared fields), then the patched read is retried. Blanked lines become `{}`
+    padded with spaces to their length, so rows and byte offsets keep matching lines (their rows
+    fail the checks and the lines go per line anyway). A refusal only a read with inference shows
+    (an attribute whose type changes between rows) is added the same way.
     Returns the ranges still to read the careful way when this does not work out.
     """
-    total = len(lines.items)
-    refused: list[int] = []
-    start = 0
-    while start < total:
-        try:
-            _read(lines.span(start, total), _PROBE_OPTIONS)
-        except pa.ArrowInvalid as exc:
-            row = _error_row(exc)
-            if row is None or start + row >= total:
-                return _careful(refused, segments, total)
-            refused.append(start + row)
-            start += row + 1
-            if len(refused) > _MAX_REFUSALS:  # mostly unreadable: the rest is cheaper line by line
-                segments.per_line.extend(range(start, total))
-                total = start
-                break
-            continue
-        except UnicodeDecodeError:
-            return _careful(refused, segments, total)
-        break
-    if total == 0:
-        return []
+    patch = _Patch(lines, _likely_refused(lines))
+    if len(patch.refused) > _MAX_REFUSALS:  # more than a few: let the probes say which
+        patch.refused.clear()
+    probe_from: int | None = None if patch.refused else 0
     for _ in range(_PATCH_ATTEMPTS):
-        bad = set(refused)
-        items = lines.items[:total]
-        for index in bad:
-            items[index] = b"{}"
-        patched = b"\n".join(items)
+        if probe_from is not None:
+            if not patch.probe(probe_from, segments):
+                return _careful(patch.refused, segments, patch.total)
+            if patch.total == 0:
+                return []
+        patch.blank_refused()
         try:
-            table = _read(patched)
+            table = _read(patch.readable())
         except pa.ArrowInvalid as exc:
             row = _error_row(exc)
-            if row is None or row >= total or row in bad:
+            if row is None or row >= patch.total or row in patch.blanked:
                 break
-            refused.append(row)
-            refused.sort()
+            bisect.insort(patch.refused, row)
+            probe_from = row + 1
             continue
         except UnicodeDecodeError:
             break
-        if table.num_rows != total:
+        if table.num_rows != patch.total:
             break
-        segments.per_line.extend(refused)
+        segments.per_line.extend(patch.refused)
         segments.tables.append((0, table))
         return []
-    return _careful(refused, segments, total)
+    return _careful(patch.refused, segments, patch.total)
+
+
+class _Patch:
+    """A block's bytes with its refused lines replaced by `{}` and spaces (same offsets as the block).
+
+    A refused line of one byte has no room for `{}`: it stays in `data` (probes step over it) and
+    the read is given the lines joined again with `{}` in its place (rows still match lines).
+    """
+
+    def __init__(self, lines: Lines, refused: list[int]) -> None:
+        self.lines = lines
+        self.refused = refused  # sorted block-relative line indexes
+        self.data = bytearray(lines.block)
+        self.blanked: set[int] = set()
+        self.short: set[int] = set()
+        self.total = len(lines.items)  # lines to read with Arrow (the rest went per line)
+
+    def blank_refused(self) -> None:
+        for index in self.refused:
+            if index in self.blanked:
+                continue
+            start = self.lines.start(index)
+            size = len(self.lines.items[index])
+            if size < 2:
+                self.short.add(index)
+            else:
+                self.data[start:start + size] = b"{}" + b" " * (size - 2)
+            self.blanked.add(index)
+
+    def readable(self) -> bytes | memoryview:
+        """The lines to read with Arrow, every refused line blanked."""
+        if not self.short:
+            return self.lines.span(0, self.total, self.data)
+        items = self.lines.items[:self.total]
+        for index in self.refused:
+            items[index] = b"{}"
+        return b"\n".join(items)
+
+    def probe(self, start: int, segments: Segments) -> bool:
+        """Add the refused lines from `start` on (blanked lines read fine); False when a refusal has no row."""
+        while start < self.total:
+            try:
+                _read(self.lines.span(start, self.total, self.data), _PROBE_OPTIONS)
+            except pa.ArrowInvalid as exc:
+                row = _error_row(exc)
+                if row is None or start + row >= self.total or (start + row in self.blanked
+                                                                and start + row not in self.short):
+                    return False
+                if start + row not in self.short:
+                    bisect.insort(self.refused, start + row)
+                start += row + 1
+                if len(self.refused) > _MAX_REFUSALS:  # mostly unreadable: the rest is cheaper line by line
+                    segments.per_line.extend(range(start, self.total))
+                    self.total = start
+                    del self.refused[bisect.bisect_left(self.refused, start):]  # pre-scanned ones past it
+                    return True
+                continue
+            except UnicodeDecodeError:
+                return False
+            break
+        return True
 
 
 def _careful(refused: list[int], segments: Segments, total: int) -> list[tuple[int, int]]:
