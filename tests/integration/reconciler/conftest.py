@@ -1,36 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from tests.integration.registry.support import REDRIVE_QUEUE, REGION, create_world
+# The same moto world as the registry's tests (buckets, table, Glue tables, queues).
+from tests.integration.registry.conftest import aws, dynamodb, glue, s3
+from tests.integration.registry.support import REDRIVE_QUEUE
 
-
-@pytest.fixture
-def aws() -> Iterator[boto3.Session]:
-    with mock_aws():
-        session = boto3.Session(region_name=REGION)
-        create_world(session)
-        yield session
-
-
-@pytest.fixture
-def s3(aws: boto3.Session) -> Any:
-    return aws.client("s3")
-
-
-@pytest.fixture
-def dynamodb(aws: boto3.Session) -> Any:
-    return aws.client("dynamodb")
-
-
-@pytest.fixture
-def glue(aws: boto3.Session) -> Any:
-    return aws.client("glue")
+__all__ = ["aws", "dynamodb", "glue", "redrive_url", "s3", "sqs"]
 
 
 @pytest.fixture
