@@ -122,14 +122,14 @@ class Lines:
         end = min(self.start(stop), len(self.block))
         return memoryview(self.block if data is None else data)[self.start(first):end]
 
-    def array(self) -> pa.BinaryArray:
+    def array(self) -> pa.LargeBinaryArray:
         """The lines as an Arrow array over the block's bytes (no copy), each with its newline."""
         self.start(0)
         assert self._lengths is not None
         offsets = [length + index for index, length in enumerate(self._lengths)]
         offsets[-1] = min(offsets[-1], len(self.block))
-        return pa.BinaryArray.from_buffers(pa.binary(), len(self.items),
-                                           [None, pa.array(offsets, pa.int32()).buffers()[1], pa.py_buffer(self.block)])
+        buffers = [None, pa.array(offsets, pa.int64()).buffers()[1], pa.py_buffer(self.block)]
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(self.items), buffers)
 
     def line_at_offset(self, offset: int) -> int:
         return bisect.bisect_right(range(len(self.items) + 1), offset, key=self.start) - 1
