@@ -215,3 +215,38 @@ def test_a_block_where_most_lines_are_refused_still_ends_every_line_somewhere(ct
     assert len(rows_of(result)) == 400
     assert set(reasons_of(result).values()) == {"invalid_value"}
     assert len(result.rejections) == 800
+
+
+def _agrees_with_per_line(lines: list[bytes], ctx: DeviceContext) -> tuple[dict[int, Any], dict[int, str]]:
+    result = parse(lines, ctx)
+    reference = per_line_only(enumerate(lines, 1), ctx)
+    assert rows_of(result) == rows_of(reference)
+    assert reasons_of(result) == reasons_of(reference)
+    return rows_of(result), reasons_of(result)
+
+
+def test_a_one_byte_refused_line_has_no_room_to_blank_and_still_ends_alone(ctx: DeviceContext) -> None:
+    lines = [line(f"e{n}") for n in range(50)]
+    lines[20] = b"7"
+    rows, reasons = _agrees_with_per_line(lines, ctx)
+    assert reasons == {21: "not_an_object"}
+    assert len(rows) == 49
+
+
+def test_a_field_name_inside_a_nested_value_is_a_false_alarm_not_a_rejection(ctx: DeviceContext) -> None:
+    # The pre-scan flags `"battery_pct":"87"` wherever it appears; inside `meta` it is just extra data.
+    lines = [line(f"e{n}") for n in range(50)]
+    lines[10] = line("nested", meta={"battery_pct": "87"}, firmware_version='"battery_pct":"87"')
+    rows, reasons = _agrees_with_per_line(lines, ctx)
+    assert reasons == {}
+    assert orjson.loads(rows[11][2]["extra"]) == {"meta": {"battery_pct": "87"}}
+
+
+def test_refusals_only_arrow_inference_sees_are_still_every_line_in_one_place(ctx: DeviceContext) -> None:
+    # An unknown field whose JSON type changes from line to line: no declared field is wrong, so the
+    # pre-scan flags nothing, yet Arrow's inference refuses the block; every line must still be a row.
+    values: list[Any] = [1, "one", {"n": 1}, [1], True, 2.5]
+    lines = [line(f"e{n}", custom=values[n % len(values)]) for n in range(60)]
+    rows, reasons = _agrees_with_per_line(lines, ctx)
+    assert reasons == {}
+    assert len(rows) == 60
