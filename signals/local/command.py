@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Above this buffering interval the banner says how to get quick results.
+QUICK_BUFFER_SECONDS = 5.0
+
+
 def print_banner(stack: Any) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -153,4 +157,12 @@ def print_banner(stack: Any) -> None:
         "    signals query \"SELECT device_id, event_name, battery_pct FROM telemetry_lock_flat\"",
         f"    signals status   # raw bucket {stack.outputs.get(Output.RAW_BUCKET, '?')}",
     ]
+    slowest = max((stack.firehose.interval(stream) for stream in wiring.streams.values()), default=0.0)
+    if slowest > QUICK_BUFFER_SECONDS:
+        # The template's interval is the deployed one; a newcomer's first query would come back empty.
+        lines += [
+            "",
+            f"  note: Firehose buffers up to {slowest:g} s as deployed, so a query shows new events only after",
+            f"        that; restart with --buffer-seconds {QUICK_BUFFER_SECONDS:g} to see them within seconds.",
+        ]
     print("\n".join(lines), flush=True)
