@@ -114,18 +114,7 @@ def setup_world(session: boto3.Session) -> str:
     s3, dynamodb, glue, sqs = (session.client(name) for name in ("s3", "dynamodb", "glue", "sqs"))
     for bucket in (VERIFIED, RAW):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    dynamodb.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
-                              for name in (rk.PK, rk.SK, rk.STATUS_ATTR, rk.STATUS_SORT_ATTR)],
-        KeySchema=[{"AttributeName": rk.PK, "KeyType": "HASH"}, {"AttributeName": rk.SK, "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": rk.STATUS_INDEX,
-            "KeySchema": [{"AttributeName": rk.STATUS_ATTR, "KeyType": "HASH"},
-                          {"AttributeName": rk.STATUS_SORT_ATTR, "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )
+    dynamodb.create_table(**rk.create_table_request(TABLE))
     glue.create_database(DatabaseInput={"Name": DATABASE})
     for table in TABLES:
         glue.create_table(DatabaseName=DATABASE, TableInput=table_input(table, VERIFIED))

@@ -67,18 +67,7 @@ def counted_session() -> tuple[boto3.Session, Counting]:
 
 
 def create_registry_table(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
-                              for name in (rk.PK, rk.SK, rk.STATUS_ATTR, rk.STATUS_SORT_ATTR)],
-        KeySchema=[{"AttributeName": rk.PK, "KeyType": "HASH"}, {"AttributeName": rk.SK, "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": rk.STATUS_INDEX,
-            "KeySchema": [{"AttributeName": rk.STATUS_ATTR, "KeyType": "HASH"},
-                          {"AttributeName": rk.STATUS_SORT_ATTR, "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )
+    dynamodb.create_table(**rk.create_table_request(TABLE))
 
 
 def reset_catalog_and_table(session: boto3.Session) -> None:

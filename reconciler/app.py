@@ -76,12 +76,11 @@ def publish(summary: RunSummary) -> None:
     logger.info("reconciler run", extra={"summary": summary.as_dict()})
 
 
-_default: list[Handler] = []
+# Reads os.environ on the first invocation, not at import (build_handler is lazy).
+_handle = build_handler(os.environ)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not _default:
-        _default.append(build_handler(os.environ))
-    return _default[0](event, context)
+    return _handle(event, context)

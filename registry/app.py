@@ -71,12 +71,11 @@ def publish(report: BatchReport) -> None:
     logger.info("batch registered", extra={"counts": dict(report.counts)})
 
 
-_default: list[Handler] = []
+# Reads os.environ on the first invocation, not at import (build_handler is lazy).
+_handle = build_handler(os.environ)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not _default:
-        _default.append(build_handler(os.environ))
-    return _default[0](event, context)
+    return _handle(event, context)

@@ -17,7 +17,7 @@ attributes are documented in docs/data-contract.md.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 PK: Final = "pk"
 SK: Final = "sk"
@@ -45,3 +45,29 @@ def raw_key(raw_bucket: str, raw_object_key: str) -> dict[str, str]:
 
 def reconciler_state_key() -> dict[str, str]:
     return {PK: "RECONCILER", SK: "STATE"}
+
+
+def create_table_request(table_name: str) -> dict[str, Any]:
+    """`CreateTable` arguments for the registry table's keys and index, as template.yaml declares them.
+
+    For tests and benchmarks that build the table themselves (the local stack and real deploys take
+    it from the template; tests/template checks the two agree).
+    """
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in (PK, SK, STATUS_ATTR, STATUS_SORT_ATTR)
+        ],
+        "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": STATUS_ATTR, "KeyType": "HASH"},
+                    {"AttributeName": STATUS_SORT_ATTR, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }

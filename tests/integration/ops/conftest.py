@@ -147,17 +147,7 @@ def _create_resources(session: boto3.Session) -> dict[str, str]:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
             "VisibilityTimeout": "30"})["QueueUrl"]
         outputs[queue_output], outputs[dlq_output] = queue_url, dlq_url
-    session.client("dynamodb").create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "status", "updated_at")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": registry_keys.STATUS_INDEX,
-            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
-                          {"AttributeName": "updated_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )
+    session.client("dynamodb").create_table(**registry_keys.create_table_request(TABLE))
     firehose = session.client("firehose")
     for output, source in ((Output.TELEMETRY_FIREHOSE, "json_telemetry"), (Output.OTLP_FIREHOSE, "otlp_logs")):
         stream = f"{source}-firehose"

@@ -59,27 +59,7 @@ def counted_clients() -> tuple[Clients, CallCounter]:
 
 
 def create_registry_table(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=REGISTRY_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": rk.PK, "AttributeType": "S"},
-            {"AttributeName": rk.SK, "AttributeType": "S"},
-            {"AttributeName": rk.STATUS_ATTR, "AttributeType": "S"},
-            {"AttributeName": rk.STATUS_SORT_ATTR, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": rk.PK, "KeyType": "HASH"}, {"AttributeName": rk.SK, "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": rk.STATUS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": rk.STATUS_ATTR, "KeyType": "HASH"},
-                    {"AttributeName": rk.STATUS_SORT_ATTR, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    dynamodb.create_table(**rk.create_table_request(REGISTRY_TABLE))
 
 
 def create_world(session: boto3.Session | None = None) -> None:
