@@ -10,21 +10,45 @@ costly as `import boto3`), so a function whose cold start matters more than its 
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 METRICS_NAMESPACE: Final = "SignalsPipeline"
 
 
+class FunctionMetrics(EphemeralMetrics):
+    """EphemeralMetrics whose `log_metrics` says what it returns (Powertools leaves it unannotated)."""
+
+    def log_metrics(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_cold_start_metric: bool = False,
+        raise_on_empty_metrics: bool = False,
+        **kwargs: Any,
+    ) -> Callable[..., Any]:
+        decorated: Callable[..., Any] = super().log_metrics(
+            lambda_handler,
+            capture_cold_start_metric=capture_cold_start_metric,
+            raise_on_empty_metrics=raise_on_empty_metrics,
+            **kwargs,
+        )
+        return decorated
+
+
 class Observability(NamedTuple):
     logger: Logger
-    metrics: Metrics
+    metrics: FunctionMetrics
     tracer: Tracer
 
 
-def logger_and_metrics(service: str) -> tuple[Logger, Metrics]:
-    return Logger(service=service), Metrics(namespace=METRICS_NAMESPACE, service=service)
+def logger_and_metrics(service: str) -> tuple[Logger, FunctionMetrics]:
+    # EphemeralMetrics, not Metrics: Metrics keeps one metric set per process, so when the local stack
+    # runs all four functions in one process a flush by one would publish another's metrics under its
+    # own service. Each function has exactly one instance, so in Lambda the two behave the same.
+    return Logger(service=service), FunctionMetrics(namespace=METRICS_NAMESPACE, service=service)
 
 
 def observability(service: str) -> Observability:

@@ -28,3 +28,15 @@ def test_reads_the_mapping_it_is_given_not_os_environ(monkeypatch: pytest.Monkey
     env = {"REGISTRY_TABLE": "tbl", "GLUE_DATABASE": "db", "VERIFIED_BUCKET": "ver",
            "RAW_BUCKET": "raw", "REDRIVE_QUEUE_URL": "http://q"}
     assert load(ReconcilerConfig, env).registry_table == "tbl"
+
+
+def test_functions_in_one_process_keep_their_metrics_apart() -> None:
+    # The local stack runs every function in one process: one's flush must not carry another's metrics.
+    from shared.observability import logger_and_metrics  # noqa: PLC0415
+
+    _, parser_metrics = logger_and_metrics("parser")
+    _, registry_metrics = logger_and_metrics("registry")
+    parser_metrics.add_metric(name="RowsOut", unit="Count", value=3)
+    assert "RowsOut" in parser_metrics.metric_set
+    assert registry_metrics.metric_set == {}
+    parser_metrics.clear_metrics()
