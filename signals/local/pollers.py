@@ -239,14 +239,26 @@ class Schedule:
         self.runs = 0
         self.last_response: Any = None
         self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._running = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def run_now(self) -> Any:
-        try:
-            self.last_response = self.function.invoke(scheduled_event(self.rule_arn))
-        finally:
-            self.runs += 1
-        return self.last_response
+        with self._running:
+            try:
+                self.last_response = self.function.invoke(scheduled_event(self.rule_arn))
+            finally:
+                self.runs += 1
+            return self.last_response
+
+    def pause(self) -> None:
+        """Stop firing (like disabling the rule); returns once a run in flight has finished."""
+        self._paused.set()
+        with self._running:
+            pass
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"schedule-{self.spec.name}", daemon=True)
@@ -254,6 +266,8 @@ class Schedule:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
+            if self._paused.is_set():
+                continue
             try:
                 self.run_now()
             except Exception:

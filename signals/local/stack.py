@@ -182,13 +182,16 @@ class LocalStack:
     def pollers_of(self, queue_name: str) -> list[SqsPoller]:
         return [p for p in self.pollers if p.queue.name == queue_name]
 
-    def run_schedule(self, name_or_module: str) -> Any:
-        """Run a scheduled function now (what its EventBridge rule does); returns its response."""
+    def schedule_of(self, name_or_module: str) -> Schedule:
         local = self.function(name_or_module)
         for schedule in self.schedules:
             if schedule.function is local:
-                return schedule.run_now()
+                return schedule
         raise KeyError(f"{name_or_module} has no schedule")
+
+    def run_schedule(self, name_or_module: str) -> Any:
+        """Run a scheduled function now (what its EventBridge rule does); returns its response."""
+        return self.schedule_of(name_or_module).run_now()
 
     def queue_depths(self) -> dict[str, tuple[int, int, int]]:
         """Every queue's (visible, in flight, delayed) message counts."""

@@ -46,9 +46,14 @@ def test_partition_dropped_from_glue_is_invisible_until_the_reconciler_restores_
 
     glue = stack.client("glue")
     database = stack.outputs[Output.GLUE_DATABASE]
-    glue.delete_partition(DatabaseName=database, TableName="telemetry_video_doorbell_flat",
-                          PartitionValues=[day, hour])
-    assert sql(env, count_sql).rows == [(0,)]  # files still in S3, but Glue no longer lists them
+    reconciler = stack.schedule_of("reconciler")
+    reconciler.pause()  # so it cannot restore the partition before the query below looks
+    try:
+        glue.delete_partition(DatabaseName=database, TableName="telemetry_video_doorbell_flat",
+                              PartitionValues=[day, hour])
+        assert sql(env, count_sql).rows == [(0,)]  # files still in S3, but Glue no longer lists them
+    finally:
+        reconciler.resume()
 
     # The reconciler runs every 3 s in this stack (--reconcile-seconds) and recreates the partition.
     assert wait_for(lambda: sql(env, count_sql).rows == [(7,)], timeout=30)
