@@ -29,12 +29,12 @@ from shared.layout import (
     Partition,
 )
 from shared.schema import PARTITION_KEYS, TableSpec, glue_columns, glue_partition_keys
+from shared.sqs import send_message_batches
 
 DYNAMODB_BATCH_GET_LIMIT: Final = 100
 DYNAMODB_BATCH_WRITE_LIMIT: Final = 25
 GLUE_BATCH_CREATE_LIMIT: Final = 100
 GLUE_BATCH_GET_LIMIT: Final = 1000
-SQS_BATCH_LIMIT: Final = 10
 UNPROCESSED_RETRIES: Final = 5
 
 _serializer = TypeSerializer()
@@ -451,16 +451,14 @@ METADATA_FIELDS: Final = (META_ROWS, META_SCHEMA_VERSION, META_SOURCE_KEY, META_
 
 
 class RedriveQueue:
-    """SendMessageBatch in chunks of 10; returns the bodies whose entries failed."""
+    """The reconciler's redrive queue: S3-notification bodies sent in batches, failed entries retried."""
 
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
 
     def send(self, bodies: Iterable[str]) -> int:
-        failed = 0
-        for chunk in chunked(list(bodies), SQS_BATCH_LIMIT):
-            entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)]
-            response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
-            failed += len(response.get("Failed", []))
-        return failed
+        """Returns how many were not sent."""
+        bodies = list(bodies)
+        sent, _ = send_message_batches(self._sqs, self._queue_url, bodies)
+        return len(bodies) - sent

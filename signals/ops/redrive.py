@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.s3events import s3_notification_body
 from shared.schema import Source
+from shared.sqs import send_message_batches
 from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import (
     add_env_arguments,
@@ -44,7 +45,6 @@ SQS_BATCH: Final = 10
 MOVE_VISIBILITY_S: Final = 300
 MOVE_TASK_POLL_S: Final = 2.0
 MOVE_TASK_WAIT_S: Final = 900.0
-SEND_ATTEMPTS: Final = 4
 
 
 class RedriveError(RuntimeError):
@@ -262,29 +262,6 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def send_batches(sqs: Any, queue_url: str, bodies: Sequence[str],
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[int, list[str]]:
-    """SendMessageBatch in tens; failed entries are retried with backoff. Returns (sent, errors)."""
-    sent = 0
-    errors: list[str] = []
-    for start in range(0, len(bodies), SQS_BATCH):
-        pending = {str(index): body for index, body in enumerate(bodies[start:start + SQS_BATCH])}
-        for attempt in range(SEND_ATTEMPTS):
-            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": entry_id, "MessageBody": body} for entry_id, body in pending.items()])
-            for entry in response.get("Successful", []):
-                pending.pop(entry["Id"], None)
-                sent += 1
-            failures = response.get("Failed", [])
-            if not pending:
-                break
-            if attempt == SEND_ATTEMPTS - 1 or any(f.get("SenderFault") for f in failures):
-                errors.extend(f"{f.get('Code')}: {f.get('Message', '')}" for f in failures)
-                break
-            sleep(0.2 * 2 ** attempt)
-    return sent, errors
-
-
 def redrive_raw(env: Environment, source: str, hours: Iterable[datetime], out: TextIO, *,
                 dry_run: bool = False) -> RawRedriveResult:
     s3, sqs = env.client("s3"), env.client("sqs")
@@ -302,7 +279,7 @@ def redrive_raw(env: Environment, source: str, hours: Iterable[datetime], out: T
             continue
         bodies = [s3_notification_body(raw_bucket, o["Key"], o["ETag"], int(o.get("Size", 0)),
                                        event_time=_rfc3339(o["LastModified"])) for o in objects]
-        sent, errors = send_batches(sqs, queue_url, bodies)
+        sent, errors = send_message_batches(sqs, queue_url, bodies)
         total.sent += sent
         total.failed += len(objects) - sent
         out.write(f"  {hour_label(hour)}  {len(objects)} object(s), {format_bytes(size)}, sent {sent}\n")
