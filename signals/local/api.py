@@ -34,7 +34,7 @@ MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
 API_ID: Final = "localapi01"
 
 
-class IngestApi:
+class IngestApi(BackgroundHttpServer):
     def __init__(
         self,
         routes: list[tuple[ApiRoute, LocalFunction]],
@@ -50,18 +50,7 @@ class IngestApi:
         self.binary_media_types = binary_media_types
         self.stage = stage
         self.requests = 0
-        self._http = BackgroundHttpServer(_handler_class(self), name="ingest-api", host=host, port=port,
-                                          request_queue_size=128)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> None:
-        self._http.start()
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(_handler_class(self), name="ingest-api", host=host, port=port, request_queue_size=128)
 
     def route(self, method: str, path: str) -> tuple[ApiRoute, LocalFunction] | None:
         for route, function in self.routes:

@@ -315,22 +315,12 @@ class FirehoseStandIn:
         self.flush_due(force=True)
 
 
-class FirehoseEndpoint:
+class FirehoseEndpoint(BackgroundHttpServer):
     """The stand-in served over HTTP, speaking Firehose's JSON 1.1 protocol (`X-Amz-Target`)."""
 
     def __init__(self, standin: FirehoseStandIn, host: str = "127.0.0.1", port: int = 0) -> None:
         self.standin = standin
-        self._http = BackgroundHttpServer(_handler_class(standin), name="firehose-endpoint", host=host, port=port)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> None:
-        self._http.start()
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(_handler_class(standin), name="firehose-endpoint", host=host, port=port)
 
 
 def _handler_class(standin: FirehoseStandIn) -> type[BaseHTTPRequestHandler]:
