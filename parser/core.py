@@ -105,6 +105,21 @@ class _Sink:
             self.reject(item)
         self.counts.blank_lines += result.blank_lines
 
+    def damage(self, item: Damage) -> None:
+        """A gzip member failed its check: withdraw what its lines became, quarantine each as corrupt_input."""
+        first = item.member_first_line or item.line
+        self.counts.withdraw(self.verified.withdraw(first), self.quarantine.withdraw(first))
+        message = (f"{item.message}; no line of the gzip member holding this one can be trusted "
+                   f"(the object cannot be read past line {item.line})")
+        number = first
+        for original in item.recover():
+            self.reject(rejection(Reason.CORRUPT_INPUT, number, original[:MAX_LINE_BYTES],
+                                  ("$", "corrupt_input", message)))
+            number += 1
+        last = item.line if item.partial else item.line - 1
+        for missing in range(number, last + 1):  # not recovered on the second inflate (should not happen)
+            self.reject(rejection(Reason.CORRUPT_INPUT, missing, b"", ("$", "corrupt_input", message)))
+
     def abort(self) -> None:
         self.verified.abort()
         self.quarantine.abort()
@@ -141,21 +156,16 @@ def parse_raw(stream: Readable, raw: RawObject, scratch: Path, settings: ParseSe
     return ParseOutcome(verified, quarantine, sink.counts, reader.bytes_read)
 
 
-def _stream_problem(item: Damage | OversizedLine) -> Rejection:
-    if isinstance(item, Damage):
-        return rejection(Reason.CORRUPT_INPUT, item.line, item.partial,
-                         ("$", "corrupt_input", f"{item.message}; the object cannot be read from this line on"))
-    return too_large(item.line, item.preview, item.size)
-
-
 def _parse_devices(reader: Readable, raw: RawObject, settings: ParseSettings, sink: _Sink) -> None:
     ctx = DeviceContext(raw.source_key, raw.arrival_ms, settings.past_ms, settings.future_ms)
     if settings.workers <= 1:
         for item in iter_blocks(reader, settings.block_bytes):
             if isinstance(item, Block):
                 sink.block(parse_block(item.data, item.first_line, ctx, item.line_count))
+            elif isinstance(item, Damage):
+                sink.damage(item)
             else:
-                sink.reject(_stream_problem(item))
+                sink.reject(too_large(item.line, item.preview, item.size))
         return
     in_flight: deque[Future[BlockResult]] = deque()
     with ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="parse") as pool:
@@ -165,8 +175,12 @@ def _parse_devices(reader: Readable, raw: RawObject, settings: ParseSettings, si
                     in_flight.append(pool.submit(parse_block, item.data, item.first_line, ctx, item.line_count))
                     while len(in_flight) > settings.workers:
                         sink.block(in_flight.popleft().result())
+                elif isinstance(item, Damage):
+                    while in_flight:  # every block before the damage, then withdraw the failed member's
+                        sink.block(in_flight.popleft().result())
+                    sink.damage(item)
                 else:
-                    sink.reject(_stream_problem(item))
+                    sink.reject(too_large(item.line, item.preview, item.size))
             while in_flight:
                 sink.block(in_flight.popleft().result())
         finally:
@@ -174,10 +188,13 @@ def _parse_devices(reader: Readable, raw: RawObject, settings: ParseSettings, si
                 future.cancel()
 
 
-def _otlp_lines(reader: Readable, settings: ParseSettings, sink: _Sink) -> Iterator[tuple[int, bytes]]:
+def _otlp_lines(reader: Readable, settings: ParseSettings, sink: _Sink) -> Iterator[tuple[int, bytes] | Damage]:
     for item in iter_blocks(reader, settings.block_bytes):
-        if not isinstance(item, Block):
-            sink.reject(_stream_problem(item))
+        if isinstance(item, Damage):
+            yield item
+            continue
+        if isinstance(item, OversizedLine):
+            sink.reject(too_large(item.line, item.preview, item.size))
             continue
         parts = item.data.split(b"\n")
         if parts and parts[-1] == b"" and item.data.endswith(b"\n"):
@@ -205,7 +222,12 @@ def _parse_otlp(reader: Readable, raw: RawObject, settings: ParseSettings, sink:
         pending.clear()
         pending_rows = 0
 
-    for number, line in _otlp_lines(reader, settings, sink):
+    for entry in _otlp_lines(reader, settings, sink):
+        if isinstance(entry, Damage):
+            flush()
+            sink.damage(entry)
+            continue
+        number, line = entry
         for outcome in parse_line(line, number, ctx):
             if isinstance(outcome, Rejection):
                 sink.reject(outcome)

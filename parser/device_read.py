@@ -14,7 +14,12 @@ only `in row N`, which counts from the start of what it was given. So:
 - blank, whitespace-led and top-level `null` lines (Arrow skips the first, which shifts its row
   numbers, and can crash with a segfault on the last) and failures without a row (invalid UTF-8,
   an integer that overflows, two objects on one line) take a careful loop that splits the block
-  around them, bisecting when nothing says where.
+  around them, bisecting when nothing says where;
+- a line with more than `shared.jsondepth.MAX_DEPTH` opening brackets never reaches Arrow (its
+  recursive reader crashes the whole process on a line nested about 20,000 deep): a pre-scan of the
+  block (one `bytes.translate` keeping only `{`, `[` and newlines, then a search for a run longer
+  than the limit) sends such a block to the careful loop, which hands those lines to the per-line
+  path (`too_deep` there when they really nest that deep).
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ import pyarrow.json as pa_json
 
 from parser.device_lines import BlockResult, too_large
 from parser.records import MAX_LINE_BYTES
+from shared.jsondepth import MAX_DEPTH
 from shared.schema import DEVICE_FIELDS, ENVELOPE, FieldSpec, Kind
 
 _ROW_IN_ERROR: Final = re.compile(r" in row (\d+)")
 _SUSPICIOUS_LINE: Final = re.compile(rb"\n(?:[ \t\r\n]|null)")
+_NOT_OPENING_OR_NEWLINE: Final = bytes(sorted(set(range(256)) - set(b"{[\n")))
+_MANY_OPENINGS: Final = re.compile(rb"[^\n]{%d}" % (MAX_DEPTH + 1))
 #: A segment that fails without telling where is bisected down to this many lines, then read per line.
 _PER_LINE_BELOW: Final = 16
 
@@ -149,6 +157,15 @@ def _suspicious(block: bytes) -> bool:
             or _SUSPICIOUS_LINE.search(block) is not None)
 
 
+def _maybe_deep(block: bytes) -> bool:
+    """Some line of the block has more than MAX_DEPTH opening brackets (so might nest that deep)."""
+    return _MANY_OPENINGS.search(block.translate(None, _NOT_OPENING_OR_NEWLINE)) is not None
+
+
+def _too_many_openings(line: bytes) -> bool:
+    return line.count(b"{") + line.count(b"[") > MAX_DEPTH
+
+
 def _read(data: bytes | memoryview, options: pa_json.ParseOptions = _PARSE_OPTIONS) -> pa.Table:
     """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`."""
     read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
@@ -168,7 +185,8 @@ def read_segments(block: bytes, line_count: int, result: BlockResult, first_line
     segments = Segments()
     lines: Lines | None = None
     pending: list[tuple[int, int]] = []
-    plain = _looks_plain(block) and not _suspicious(block)
+    deep = _maybe_deep(block)  # before anything hands the block to Arrow
+    plain = not deep and _looks_plain(block) and not _suspicious(block)
     if plain:
         try:
             table = _read(block)
@@ -188,7 +206,7 @@ def read_segments(block: bytes, line_count: int, result: BlockResult, first_line
     if plain:
         pending.extend(_locate_and_patch(lines, segments))
     else:
-        pending.extend(_candidate_runs(lines, result, first_line, segments.per_line))
+        pending.extend(_candidate_runs(lines, result, first_line, segments.per_line, deep=deep))
     while pending:
         start, stop = pending.pop()
         if start >= stop:
@@ -369,15 +387,16 @@ def _bisect(start: int, stop: int, pending: list[tuple[int, int]], segments: Seg
     pending.append((start, middle))
 
 
-def _candidate_runs(lines: Lines, result: BlockResult, first_line: int, per_line: list[int]) -> Iterator[
-        tuple[int, int]]:
+def _candidate_runs(lines: Lines, result: BlockResult, first_line: int, per_line: list[int], *,
+                    deep: bool = False) -> Iterator[tuple[int, int]]:
     """Runs of lines worth giving to Arrow; blank lines are counted, oversized lines rejected, and
-    top-level `null` lines kept from Arrow (they crash its JSON reader) for the per-line path."""
+    top-level `null` lines and (when the block has any) lines with more than MAX_DEPTH opening
+    brackets kept from Arrow (they crash its JSON reader) for the per-line path."""
     run_start: int | None = None
     for index, line in enumerate(lines.items):
         if len(line) > MAX_LINE_BYTES:
             result.rejections.append(too_large(first_line + index, line))
-        elif line.lstrip().startswith(b"null"):
+        elif line.lstrip().startswith(b"null") or (deep and _too_many_openings(line)):
             per_line.append(index)
         elif line.strip():
             if run_start is None:

@@ -12,12 +12,15 @@ MB before compression, capped at ROW_GROUP_ROWS) while peak memory stays within 
 
 from __future__ import annotations
 
+import gzip
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from parser.records import Rejection
@@ -122,6 +125,48 @@ class VerifiedWriter:
         self._buffered_bytes -= buffer.buffered_bytes
         buffer.tables, buffer.buffered_rows, buffer.buffered_bytes = [], 0, 0
 
+    def withdraw(self, from_line: int) -> dict[str, int]:
+        """Drop every row whose `source_line` is `from_line` or later (rare: a damaged gzip member).
+
+        Files already holding such rows are rewritten row group by row group; rows per type removed.
+        """
+        removed: dict[str, int] = {}
+        for key, buffer in list(self._buffers.items()):
+            type_value = key[0]
+            kept_tables = []
+            for table in buffer.tables:
+                kept = table.filter(pc.less(table.column("source_line"), from_line))
+                removed[type_value] = removed.get(type_value, 0) + table.num_rows - kept.num_rows
+                if kept.num_rows:
+                    kept_tables.append(kept)
+            self._buffered_bytes -= buffer.buffered_bytes
+            buffer.tables = kept_tables
+            buffer.buffered_rows = sum(table.num_rows for table in kept_tables)
+            buffer.buffered_bytes = sum(table.nbytes for table in kept_tables)
+            self._buffered_bytes += buffer.buffered_bytes
+            if buffer.rows:
+                buffer.writer.close()
+                old = buffer.path.with_suffix(".withdrawn")
+                buffer.path.rename(old)
+                buffer.writer = parquet_writer(buffer.path, type_value)
+                written = buffer.rows
+                buffer.rows = 0
+                source = pq.ParquetFile(old)
+                for index in range(source.num_row_groups):
+                    group = source.read_row_group(index)
+                    kept = group.filter(pc.less(group.column("source_line"), from_line))
+                    if kept.num_rows:
+                        buffer.writer.write_table(kept, row_group_size=ROW_GROUP_ROWS)
+                        buffer.rows += kept.num_rows
+                source.close()
+                old.unlink()
+                removed[type_value] = removed.get(type_value, 0) + written - buffer.rows
+            if not buffer.rows and not buffer.tables:
+                buffer.writer.close()
+                buffer.path.unlink(missing_ok=True)
+                del self._buffers[key]
+        return {type_value: count for type_value, count in removed.items() if count}
+
     def finish(self) -> list[VerifiedFile]:
         files: list[VerifiedFile] = []
         for (type_value, partition), buffer in sorted(self._buffers.items()):
@@ -149,9 +194,12 @@ class QuarantineWriter:
         self.records = 0
 
     def write(self, item: Rejection) -> None:
+        self._write_line(item.to_json(self._source_key) + b"\n")
+
+    def _write_line(self, record: bytes) -> None:
         if self._compressor is None:
             self._compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-        compressed = self._compressor.compress(item.to_json(self._source_key) + b"\n")
+        compressed = self._compressor.compress(record)
         self.records += 1
         if compressed:
             self._pending.append(compressed)
@@ -163,6 +211,29 @@ class QuarantineWriter:
         with self._path.open("ab") as file:
             file.writelines(self._pending)
         self._pending, self._pending_bytes = [], 0
+
+    def withdraw(self, from_line: int) -> dict[str, int]:
+        """Drop the records of lines `from_line` and later (rare: a damaged gzip member); removed per reason."""
+        if self._compressor is None:
+            return {}
+        self._pending.append(self._compressor.flush())
+        self._append()
+        self._compressor = None
+        self.records = 0
+        old = self._path.with_suffix(".withdrawn")
+        self._path.rename(old)
+        removed: dict[str, int] = {}
+        with gzip.open(old, "rb") as records:
+            for record in records:
+                fields = orjson.loads(record)
+                if fields["line"] >= from_line:
+                    removed[fields["reason"]] = removed.get(fields["reason"], 0) + 1
+                else:
+                    self._write_line(record)
+        old.unlink()
+        if self._compressor is None:  # nothing kept
+            self._path.unlink(missing_ok=True)
+        return removed
 
     def finish(self) -> QuarantineFile | None:
         if self._compressor is None:

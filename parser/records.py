@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 
+from shared.jsondepth import depth_message, too_deep
 from shared.models import FieldError
 from shared.schema import Reason
 
@@ -69,9 +70,17 @@ class LineCounts:
     def add_rejection(self, reason: str) -> None:
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
 
+    def withdraw(self, rows: dict[str, int], rejections: dict[str, int]) -> None:
+        for counts, removed in ((self.rows_out, rows), (self.quarantined, rejections)):
+            for key, count in removed.items():
+                counts[key] -= count
+                if not counts[key]:
+                    del counts[key]
+
 
 class JsonLineError(ValueError):
-    """A line that is not JSON (`invalid_json`) or is JSON with NaN/Infinity (`invalid_value`)."""
+    """A line that is not JSON (`invalid_json`), is JSON with NaN/Infinity (`invalid_value`), or nests
+    deeper than any reader should follow (`too_deep`)."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
@@ -79,18 +88,42 @@ class JsonLineError(ValueError):
 
 
 def decode_line(line: bytes) -> object:
-    """Decode one JSON line strictly. NaN and Infinity are not JSON: they are an invalid value."""
+    """Decode one JSON line strictly. NaN and Infinity are not JSON: they are an invalid value.
+
+    The depth is checked first, on the bytes, so no recursive decoder (or encoder, later) meets a
+    line nested deeper than `shared.jsondepth.MAX_DEPTH`.
+    """
+    if too_deep(line):
+        raise JsonLineError(Reason.TOO_DEEP, f"the line is {depth_message()}")
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         message = str(exc)
     try:
-        lenient = json.loads(line)  # accepts NaN / Infinity, which orjson refuses
-    except (ValueError, UnicodeDecodeError):
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonLineError(Reason.INVALID_JSON, utf8_problem(line, exc)) from None
+    try:
+        lenient = json.loads(text)  # accepts NaN / Infinity, which orjson refuses
+    except (ValueError, RecursionError):
         raise JsonLineError(Reason.INVALID_JSON, message) from None
     if _has_non_finite(lenient):
         raise JsonLineError(Reason.INVALID_VALUE, "NaN and Infinity are not valid JSON numbers")
     raise JsonLineError(Reason.INVALID_JSON, message)
+
+
+def utf8_problem(line: bytes, exc: UnicodeDecodeError) -> str:
+    """What is wrong with a line that is not UTF-8, in plain words."""
+    bad = line[exc.start:exc.end]
+    position = f"at byte {exc.start + 1} of the line"
+    if bad[:1] == b"\xed" and len(line) > exc.start + 1 and 0xA0 <= line[exc.start + 1] <= 0xBF:
+        what = ("an encoded UTF-16 surrogate (U+D800 to U+DFFF, such as a lone half of an emoji), "
+                "which UTF-8 does not allow")
+    elif exc.reason == "unexpected end of data":
+        what = "a character cut off at the end of the line"
+    else:
+        what = f"byte 0x{bad[0]:02x}, which cannot start or continue a UTF-8 character there" if bad else "a bad byte"
+    return f"the line is not valid UTF-8: {what}, {position}"
 
 
 def _has_non_finite(value: object) -> bool:
@@ -104,5 +137,5 @@ def _has_non_finite(value: object) -> bool:
 
 
 def json_line_rejection(exc: JsonLineError, line_number: int, line: bytes) -> Rejection:
-    error = "json_invalid" if exc.reason == Reason.INVALID_JSON else "finite_number"
+    error = {Reason.INVALID_JSON: "json_invalid", Reason.TOO_DEEP: "too_deep"}.get(exc.reason, "finite_number")
     return rejection(exc.reason, line_number, line, ("$", error, str(exc)))

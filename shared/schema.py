@@ -82,6 +82,7 @@ class Reason(enum.StrEnum):
     EVENT_TIME_OUT_OF_RANGE = "event_time_out_of_range"
     RECORD_TOO_LARGE = "record_too_large"
     CORRUPT_INPUT = "corrupt_input"
+    TOO_DEEP = "too_deep"
 
 
 #: The `type=` partition value of the OTLP logs table (device tables use the device type).

@@ -81,18 +81,24 @@ def parse_bytes(data: bytes, tmp_path: Path, source: str = "json_telemetry", wor
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_corrupt_object_quarantines_the_rest_as_corrupt_input(tmp_path: Path, workers: int) -> None:
-    compressed = gzip.compress(DATA)
+def test_corrupt_object_quarantines_the_failed_member_as_corrupt_input(tmp_path: Path, workers: int) -> None:
+    # Two intact members, then one cut short: its CRC and length never check out, so none of its
+    # lines is verified (issue 12); each is quarantined with what could be inflated of it.
+    compressed = gzip.compress(DATA[:8000]) + gzip.compress(DATA[8000:16000]) + gzip.compress(DATA[16000:])
+    intact = DATA[:16000].count(b"\n")
     outcome = parse_raw(io.BytesIO(compressed[:-200]), RAW, tmp_path, ParseSettings(block_bytes=4096, workers=workers))
-    assert outcome.counts.quarantined == {"corrupt_input": 1}
-    assert 0 < outcome.rows < len(LINES)
+    assert outcome.rows == intact
     assert outcome.quarantine is not None
-    [record] = [json.loads(item) for item in gzip.decompress(outcome.quarantine.path.read_bytes()).splitlines()]
-    assert record["reason"] == "corrupt_input"
-    assert record["line"] == outcome.rows + 1
-    assert record["source_key"] == RAW.source_key
-    assert set(record) == {"reason", "errors", "source_key", "line", "original"}
-    assert set(record["errors"][0]) == {"field", "error", "message"}
+    records = [json.loads(item) for item in gzip.decompress(outcome.quarantine.path.read_bytes()).splitlines()]
+    assert {record["reason"] for record in records} == {"corrupt_input"}
+    assert [record["line"] for record in records] == list(range(intact + 1, intact + 1 + len(records)))
+    assert outcome.counts.quarantined == {"corrupt_input": len(records)}
+    *whole, partial = records
+    assert [record["original"].encode() for record in whole] == LINES[intact:intact + len(whole)]
+    assert LINES[intact + len(whole)].startswith(partial["original"].encode())
+    assert records[0]["source_key"] == RAW.source_key
+    assert set(records[0]) == {"reason", "errors", "source_key", "line", "original"}
+    assert set(records[0]["errors"][0]) == {"field", "error", "message"}
 
 
 def test_all_null_columns_keep_their_types_and_timestamps_are_int64_ms(tmp_path: Path) -> None:
