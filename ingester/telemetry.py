@@ -6,6 +6,15 @@ or unknown, or an event too large for one Firehose record. Everything else goes 
 
 Indices count events as sent: positions in a JSON array (or `{"events": [...]}`), or non-blank
 lines in NDJSON, from 0. A malformed NDJSON line is a reject of that line, not of the body.
+
+A bad event costs only itself (never a 5xx for data):
+- an event nested more than `shared.jsondepth.MAX_DEPTH` levels is rejected as `too_deep`, whether
+  orjson could still read it (it cannot write it back) or not even read it (over 1,024 levels: the
+  body is then split into its events by `ingester.rawjson` and each is judged on its own);
+- raw keeps every value exactly as sent: a body with a number orjson would not give back exactly
+  (an integer beyond 64 bits, a float with 16 or more digits, a 3-digit exponent) is split the same
+  way, and each event's raw line is its own text (whitespace outside strings removed) with
+  `received_at` spliced in, instead of a re-serialization.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from typing import Any, Final
 
 import orjson
 
+from ingester import rawjson
+from shared.jsondepth import too_deep
 from shared.schema import DeviceType, Reason
 
 JSON_TYPES: Final = frozenset({"application/json", "text/json"})
@@ -34,6 +45,8 @@ _NOT_AN_OBJECT: Final = Reason.NOT_AN_OBJECT.value
 _MISSING_FIELD: Final = Reason.MISSING_FIELD.value
 _UNKNOWN_DEVICE_TYPE: Final = Reason.UNKNOWN_DEVICE_TYPE.value
 _RECORD_TOO_LARGE: Final = Reason.RECORD_TOO_LARGE.value
+_TOO_DEEP: Final = Reason.TOO_DEEP.value
+_INVALID_JSON: Final = Reason.INVALID_JSON.value
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
     if body.startswith(_BOM):
         body = body[len(_BOM):]
     batch = TelemetryBatch()
+    exact = not rawjson.may_round(body)
     if media in JSON_TYPES:
         document = _one_value(body)
         if document is not _NOT_ONE_VALUE:
@@ -79,25 +93,39 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
                 events = document["events"]
             else:
                 events = [document]  # a single event: the one-line NDJSON body
-            batch.events_seen = batch.json_values = len(events)
+            if exact:
+                batch.events_seen = batch.json_values = len(events)
+                batch.readable = True
+                if not _all_usable(batch, events, received_at, max_line_bytes):
+                    _check_all(batch, enumerate(events), received_at, max_line_bytes)
+                return batch
+        texts = rawjson.event_texts(body)
+        if texts is not None:  # one JSON document after all: judge its events one by one, from their own text
             batch.readable = True
-            if not _all_usable(batch, events, received_at, max_line_bytes):
-                _check_all(batch, enumerate(events), received_at, max_line_bytes)
+            _check_texts(batch, enumerate(texts), received_at, max_line_bytes)
             return batch
     parsed: list[tuple[int, Any]] = []
+    raw_lines: list[tuple[int, bytes]] = []
     index = 0
     for raw_line in body.split(b"\n"):
         if raw_line.isspace() or not raw_line:
             continue
-        try:
-            parsed.append((index, orjson.loads(raw_line)))
-        except orjson.JSONDecodeError:
-            batch.rejected.append(Rejected(index, Reason.INVALID_JSON.value))
+        if exact:
+            try:
+                parsed.append((index, orjson.loads(raw_line)))
+            except orjson.JSONDecodeError:
+                batch.rejected.append(Rejected(index, _TOO_DEEP if too_deep(raw_line) else _INVALID_JSON))
+        else:
+            raw_lines.append((index, raw_line))
         index += 1
-    batch.events_seen = index
-    batch.json_values = len(parsed)
-    batch.readable = bool(parsed)
-    _check_all(batch, parsed, received_at, max_line_bytes)
+    if exact:
+        batch.events_seen = index
+        batch.json_values = len(parsed)
+        batch.readable = bool(parsed)
+        _check_all(batch, parsed, received_at, max_line_bytes)
+    else:
+        _check_texts(batch, raw_lines, received_at, max_line_bytes)
+        batch.readable = batch.json_values > 0
     batch.rejected.sort(key=lambda item: item.index)
     return batch
 
@@ -119,7 +147,10 @@ def _all_usable(batch: TelemetryBatch, events: list[Any], stamp: str, max_line_b
     except TypeError:  # an unhashable device_type
         return False
     deque(map(operator.setitem, events, repeat("received_at"), repeat(stamp)), maxlen=0)
-    lines = list(map(orjson.dumps, events))
+    try:
+        lines = list(map(orjson.dumps, events))
+    except orjson.JSONEncodeError:  # one nested too deeply to write back: the slow path rejects it
+        return False
     if max(map(len, lines)) > max_line_bytes:
         return False  # the slow path stamps and serializes again, rejecting the oversized ones
     batch.lines = lines
@@ -141,9 +172,43 @@ def _check_all(batch: TelemetryBatch, events: Iterable[tuple[int, Any]], stamp: 
             rejected.append(Rejected(index, reason))
             continue
         event["received_at"] = stamp
-        line = dumps(event)
+        try:
+            line = dumps(event)
+        except orjson.JSONEncodeError:  # orjson reads 1,024 levels but writes only 254
+            rejected.append(Rejected(index, _TOO_DEEP))
+            continue
         if len(line) > max_line_bytes:
             rejected.append(Rejected(index, _RECORD_TOO_LARGE))
             continue
         lines.append(line)
         indices.append(index)
+
+
+def _check_texts(batch: TelemetryBatch, texts: Iterable[tuple[int, bytes]], stamp: str, max_line_bytes: int) -> None:
+    """The same checks for events given as their own text; the raw line keeps that text (lossless)."""
+    seen = 0
+    for index, text in texts:
+        seen += 1
+        if too_deep(text):
+            batch.rejected.append(Rejected(index, _TOO_DEEP))
+            continue
+        try:
+            event = orjson.loads(text)  # for the structural checks only; numbers may have rounded here
+        except orjson.JSONDecodeError:
+            batch.rejected.append(Rejected(index, _INVALID_JSON))
+            continue
+        batch.json_values += 1
+        if event.__class__ is not dict:
+            batch.rejected.append(Rejected(index, _NOT_AN_OBJECT))
+            continue
+        device_type = event.get("device_type")
+        if device_type.__class__ is not str or device_type not in _DEVICE_TYPES:
+            batch.rejected.append(Rejected(index, _MISSING_FIELD if device_type is None else _UNKNOWN_DEVICE_TYPE))
+            continue
+        line = rawjson.stamped(text, "received_at", stamp, replace="received_at" in event)
+        if len(line) > max_line_bytes:
+            batch.rejected.append(Rejected(index, _RECORD_TOO_LARGE))
+            continue
+        batch.lines.append(line)
+        batch.indices.append(index)
+    batch.events_seen += seen

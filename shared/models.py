@@ -207,10 +207,25 @@ def device_type_of(record: Mapping[str, Any]) -> DeviceType:
         ) from None
 
 
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
 def validate_device_event(record: object) -> _DeviceEventBase:
     """Validate one decoded JSON record; raises `EventRejected` with the quarantine reason."""
     if not isinstance(record, dict):
-        raise EventRejected("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+        message = f"expected a JSON object, got {_json_kind(record)}"
+        raise EventRejected("not_an_object", message, [FieldError(field="$", error="object_type", message=message)])
     present = {key: value for key, value in record.items() if value is not None}  # null equals absent
     model = DEVICE_MODELS[device_type_of(present)]
     try:

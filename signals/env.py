@@ -88,12 +88,40 @@ def resolve(env: str = "local", profile: str | None = None) -> Environment:
     return Environment(name=env, session=session, outputs=outputs)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def stale_local_pid(state: dict[str, Any]) -> int | None:
+    """The pid a state file names when that process is gone (it died without stopping), else None."""
+    pid = state.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and not pid_alive(pid):
+        return pid
+    return None
+
+
 def _resolve_local() -> Environment:
     path = local_state_path()
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
         raise EnvironmentNotFound(f"no local stack is running (no {path}); start one with `signals local`") from None
+    except (OSError, ValueError):
+        raise EnvironmentNotFound(f"no local stack is running ({path} is unreadable); start one with `signals local`") \
+            from None
+    if not isinstance(state, dict) or "outputs" not in state or "aws_endpoint_url" not in state:
+        raise EnvironmentNotFound(f"no local stack is running ({path} is not a state file); start one with "
+                                  "`signals local`")
+    dead = stale_local_pid(state)
+    if dead is not None:
+        raise EnvironmentNotFound(f"no local stack is running: the one started as pid {dead} died without "
+                                  f"stopping ({path} is stale); start one with `signals local`")
     session = boto3.Session(
         aws_access_key_id=state.get("aws_access_key_id", "testing"),
         aws_secret_access_key=state.get("aws_secret_access_key", "testing"),

@@ -83,6 +83,22 @@ def running_stack_pid() -> int | None:
     return pid
 
 
+def report_dead_stack() -> int | None:
+    """Say so when the previous stack died without stopping (its state file is still there); its pid."""
+    from signals.env import stale_local_pid  # noqa: PLC0415
+
+    try:
+        state = json.loads(local_state_path().read_text())
+    except (OSError, ValueError):
+        return None
+    dead = stale_local_pid(state) if isinstance(state, dict) else None
+    if dead is not None:
+        print(f"signals local: the previous local stack (pid {dead}) died without stopping; the embedded AWS "
+              "state it held (buckets, queues, registry) is gone, unless `--keep DIR` had copied the lake "
+              "(that copy is made on a clean stop). Starting empty.", file=sys.stderr)
+    return dead
+
+
 def run(args: argparse.Namespace) -> int:
     from signals.local.stack import LocalStack  # noqa: PLC0415 (moto loads with it)
 
@@ -90,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if other is not None and other != os.getpid():
         print(f"signals local: a local stack is already running (pid {other}, {local_state_path()})", file=sys.stderr)
         return 1
+    report_dead_stack()
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

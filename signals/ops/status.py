@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     env = environment_from_args(args)
     if env is None:
-        return 2
+        return 1  # one line said why (no stack running, no such env): nothing to check
     now = datetime.now(UTC)
     ctx = StatusContext(env=env, hour=hour_start(args.hour or now), now=now)
     results = run_checks(ctx)
