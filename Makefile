@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck test test-slow test-all demo clean
+.PHONY: install lint typecheck test test-slow test-all fuzz demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test-slow: install
 
 test-all: lint typecheck
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+
+# The fuzz tier at length (`make test` runs it with 25 examples per property): hostile bodies and raw
+# objects through the ingester and the parser. FUZZ_EXAMPLES per property; figures in docs/data-contract.md.
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	SIGNALS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/fuzz -n 2 -p no:randomly -q --durations=0 $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/signals demo

@@ -29,8 +29,9 @@ _SHAPE_TABLE: Final = bytes(
 )
 _LONG_RUN: Final = b"0" * 17
 
-#: A string (escapes included) or one structural character.
-_TOKEN: Final = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]', re.DOTALL)
+#: A string (escapes included), a run of opening or of closing brackets, or a comma.
+_TOKEN: Final = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[{]++|[\]}]++|,', re.DOTALL)
+_OPENING: Final = frozenset(b"[{")
 _STRING_OR_SPACE: Final = re.compile(rb'("(?:[^"\\]++|\\.)*+")|[ \t\r\n]+', re.DOTALL)
 _SPACE: Final = b" \t\r\n"
 
@@ -49,28 +50,40 @@ def minified(text: bytes) -> bytes:
 def _members(text: bytes, start: int) -> tuple[list[tuple[int, int]], int] | None:
     """Spans of the items of the array or object opening at `start`, and the index after its close.
 
-    For an object, each span is a whole `"key": value` member. None when brackets do not match.
+    For an object, each span is a whole `"key": value` member. None when brackets do not match or
+    an item is empty (`[1,,2]`, `[1,]`). Runs of brackets are one token each, so a deeply nested
+    item costs a few tokens, not two per level.
     """
-    opener = text[start:start + 1]
-    closer = b"]" if opener == b"[" else b"}"
+    closer = ord("]") if text[start] == ord("[") else ord("}")
     spans: list[tuple[int, int]] = []
     depth = 0
     item_start = start + 1
     for match in _TOKEN.finditer(text, start):
         token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-        elif token in (b"]", b"}"):
-            depth -= 1
-            if depth == 0:
-                if token != closer:
+        first = token[0]
+        if first in _OPENING:
+            depth += len(token)
+        elif first == ord('"'):
+            continue
+        elif first == ord(","):
+            if depth == 1:
+                if not text[item_start:match.start()].strip(_SPACE):
                     return None
-                if text[item_start:match.start()].strip(_SPACE):
-                    spans.append((item_start, match.start()))
-                return spans, match.end()
-        elif token == b"," and depth == 1:
-            spans.append((item_start, match.start()))
-            item_start = match.end()
+                spans.append((item_start, match.start()))
+                item_start = match.end()
+        else:
+            if len(token) < depth:
+                depth -= len(token)
+                continue
+            end = match.start() + depth  # the bracket that closes `start`
+            if text[end - 1] != closer:
+                return None
+            last = text[item_start:end - 1]
+            if last.strip(_SPACE):
+                spans.append((item_start, end - 1))
+            elif spans:
+                return None  # a trailing comma
+            return spans, end
     return None
 
 

@@ -167,9 +167,29 @@ def _too_many_openings(line: bytes) -> bool:
 
 
 def _read(data: bytes | memoryview, options: pa_json.ParseOptions = _PARSE_OPTIONS) -> pa.Table:
-    """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`."""
+    """One Arrow read as a single chunk, so `in row N` in an error counts from the start of `data`.
+
+    Arrow does not check that object keys are UTF-8: a key with invalid bytes becomes a field whose
+    name cannot be read back. Every field name is read here, so that shows as the UnicodeDecodeError
+    the callers already handle (the careful path finds the line), not later, outside them.
+    """
     read_options = pa_json.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
-    return pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options, parse_options=options)
+    table = pa_json.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=read_options, parse_options=options)
+    _field_names(table.schema)
+    return table
+
+
+def _field_names(fields: pa.Schema | pa.StructType) -> list[str]:
+    """Every field name, nested ones too (raises UnicodeDecodeError for a key that is not UTF-8)."""
+    names: list[str] = []
+    for item in fields:
+        names.append(item.name)
+        child: pa.DataType = item.type
+        while pa.types.is_list(child) or pa.types.is_large_list(child):
+            child = child.value_type
+        if pa.types.is_struct(child):
+            names += _field_names(child)
+    return names
 
 
 @dataclass

@@ -112,6 +112,19 @@ def test_not_an_object_carries_an_error_and_invalid_utf8_is_said_plainly(ctx: De
     assert "byte 0xff" in by_line[3].errors[0].message
 
 
+@pytest.mark.parametrize("bad", [
+    b',"\x84x":1}',  # found by the fuzz tier: Arrow reads the key, then cannot give its name back
+    b',"attributes":{"\x84":"v"}}',
+    b',"n":{"\x84":1}}',
+])
+def test_a_key_that_is_not_utf8_is_one_invalid_json_line(ctx: DeviceContext, bad: bytes) -> None:
+    lines = [line("a"), line("b")[:-1] + bad, line("z")]
+    result = parse_block(block_of(lines), 1, ctx)
+    assert reasons_of(result) == {2: "invalid_json"}
+    assert len(rows_of(result)) == 2
+    assert reasons_of(per_line_only(enumerate(lines, start=1), ctx)) == reasons_of(result)
+
+
 def test_an_integer_beyond_int64_is_invalid_value(ctx: DeviceContext) -> None:
     big = line("big")[:-1] + b',"battery_pct":18446744073709551616}'
     result = parse_block(block_of([line("a"), big]), 1, ctx)
