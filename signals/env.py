@@ -89,13 +89,18 @@ def resolve(env: str = "local", profile: str | None = None) -> Environment:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (killed, not yet reaped by its parent)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): signal 0 is all there is
+        return True
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
 
 
 def stale_local_pid(state: dict[str, Any]) -> int | None:

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from signals.env import local_state_path
+from signals.env import local_state_path, pid_alive, stale_local_pid
 
 
 def add_stack_options(
@@ -74,19 +74,11 @@ def running_stack_pid() -> int | None:
         pid = int(json.loads(local_state_path().read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return pid if pid_alive(pid) else None
 
 
 def report_dead_stack() -> int | None:
     """Say so when the previous stack died without stopping (its state file is still there); its pid."""
-    from signals.env import stale_local_pid  # noqa: PLC0415
-
     try:
         state = json.loads(local_state_path().read_text())
     except (OSError, ValueError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import sys
 from pathlib import Path
 
 import pytest
 
 from signals.cli import main
-from signals.env import EnvironmentNotFound, resolve
+from signals.env import EnvironmentNotFound, pid_alive, resolve
 from signals.local.command import report_dead_stack
 
 
@@ -58,3 +59,17 @@ def test_the_next_start_reports_the_dead_stack(stale_state: int, capsys: pytest.
     assert f"pid {stale_state}" in message
     assert "died without stopping" in message
     assert "--keep" in message
+
+
+def test_a_killed_but_unreaped_process_counts_as_dead() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert pid_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while pid_alive(child.pid) and time.monotonic() < deadline:  # a zombie until waited for
+            time.sleep(0.05)
+        assert not pid_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
