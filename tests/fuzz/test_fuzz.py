@@ -14,9 +14,12 @@ import io
 import json
 import os
 import tempfile
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +29,7 @@ from ingester.service import Ingester, Request
 from parser.core import ParseSettings, RawObject, parse_raw
 from parser.device import parse_block
 from parser.device_lines import DAY_MS, DeviceContext, per_line_only
+from shared.timeparse import format_rfc3339_ms
 from tests.unit.ingester.fakes import RecordingSink
 
 EXAMPLES = int(os.environ.get("SIGNALS_FUZZ_EXAMPLES", "25"))
@@ -73,7 +77,8 @@ def event_texts(draw: st.DrawFn) -> str:
     return text + "}"
 
 
-def _body_bytes(data: st.DataObject) -> tuple[bytes, str]:
+def _body_bytes(data: st.DataObject) -> tuple[bytes, str, list[str] | None]:
+    """A body, its media type, and the texts of its events when they are intact (no bytes injected)."""
     texts = data.draw(st.lists(event_texts(), min_size=1, max_size=6))
     texts += data.draw(st.lists(st.sampled_from(["42", "null", "[1,2]", '{"device_type":', "\x00"]), max_size=2))
     ndjson = data.draw(st.booleans())
@@ -81,16 +86,23 @@ def _body_bytes(data: st.DataObject) -> tuple[bytes, str]:
     body = (separator.join(texts) if ndjson else f"[{separator.join(texts)}]").encode()
     if data.draw(st.booleans()):
         body = b"\xef\xbb\xbf" + body
+    intact: list[str] | None = texts
     if data.draw(st.booleans()):  # invalid UTF-8 somewhere
         position = data.draw(st.integers(min_value=0, max_value=len(body)))
         body = body[:position] + data.draw(st.sampled_from([b"\xff", b"\xed\xa0\x80", b"\xc3"])) + body[position:]
-    return body, "application/x-ndjson" if ndjson else "application/json"
+        intact = None
+    return body, "application/x-ndjson" if ndjson else "application/json", intact
+
+
+def _exact(text: str | bytes) -> object:
+    """A JSON value with every number exact (integers as int, decimals as Decimal)."""
+    return json.loads(text, parse_float=Decimal)
 
 
 @FUZZ
 @given(st.data())
 def test_ingester_never_answers_5xx_for_data_and_raw_holds_only_what_was_sent(data: st.DataObject) -> None:
-    body, media = _body_bytes(data)
+    body, media, intact = _body_bytes(data)
     encoding = None
     if data.draw(st.booleans()):
         body, encoding = gzip.compress(body), "gzip"
@@ -100,13 +112,29 @@ def test_ingester_never_answers_5xx_for_data_and_raw_holds_only_what_was_sent(da
                 st.integers(min_value=0, max_value=7))
             body = bytes(flipped)[:data.draw(st.integers(min_value=1, max_value=len(flipped)))]
     sink = RecordingSink()
-    service = Ingester(FirehoseWriter(sink), telemetry_stream="t", otlp_stream="o", max_body_bytes=1 << 20)
+    service = Ingester(FirehoseWriter(sink), telemetry_stream="t", otlp_stream="o", max_body_bytes=1 << 20,
+                       wall_clock=lambda: ARRIVAL_MS / 1000)
     reply, _ = service.telemetry(Request(body, media, encoding, 1.0))
     assert reply.status in (200, 400, 413)
     answer = orjson.loads(reply.body)
-    if reply.status == 200:
-        written = b"".join(sink.written).split(b"\n")
-        assert len([line for line in written if line]) == answer["accepted"]
+    if reply.status != 200:
+        return
+    written = [line for line in b"".join(sink.written).split(b"\n") if line]
+    assert len(written) == answer["accepted"]
+    if intact is None:
+        return
+    sent = []
+    for text in intact:
+        try:
+            sent.append(_exact(text))
+        except ValueError:
+            continue
+    for line in written:  # raw holds each accepted event with every value exactly as sent
+        event = _exact(line)
+        assert isinstance(event, dict)
+        assert event.pop("received_at") == format_rfc3339_ms(ARRIVAL_MS)
+        assert event in [{key: value for key, value in item.items() if key != "received_at"}
+                         for item in sent if isinstance(item, dict)]
 
 
 _LINE_PIECES = st.one_of(
@@ -117,8 +145,8 @@ _LINE_PIECES = st.one_of(
 )
 
 
-def _rows(tables: object) -> list[dict[str, object]]:
-    return [row for _, _, table in tables for row in table.to_pylist()]  # type: ignore[attr-defined]
+def _rows(tables: list[tuple[str, int, pa.Table]]) -> list[dict[str, Any]]:
+    return [row for _, _, table in tables for row in table.to_pylist()]
 
 
 @FUZZ
@@ -164,7 +192,7 @@ def test_damaged_gzip_never_publishes_a_row_that_was_not_sent(lines: list[bytes]
                             ParseSettings(block_bytes=data.draw(st.sampled_from([512, 1 << 20])), workers=2))
         rows = [row for item in outcome.verified for row in pq.read_table(item.path).to_pylist()]
     for row in rows:  # every verified row is the line sent at that position
-        sent = json.loads(lines[int(row["source_line"]) - 1])  # type: ignore[call-overload]
+        sent = json.loads(lines[int(row["source_line"]) - 1])
         assert row["event_id"] == sent["event_id"]
         assert row.get("battery_pct", sent.get("battery_pct")) == sent.get("battery_pct")
     if damage == "none":

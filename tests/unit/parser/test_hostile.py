@@ -9,13 +9,14 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 
 from parser import source
-from parser.core import ParseSettings, RawObject, parse_raw
+from parser.core import ParseOutcome, ParseSettings, RawObject, parse_raw
 from parser.device import parse_block
 from parser.device_lines import DeviceContext, per_line_only
 from tests.unit.parser.conftest import ARRIVAL_MS, block_of, line, reasons_of, rows_of
@@ -30,7 +31,7 @@ def deep_line(depth: int, where: str = "extra") -> bytes:
     return line("deep")[:-1] + tail + b"}"
 
 
-def parse(data: bytes, tmp_path: Path, workers: int = 2, raw: RawObject = RAW) -> object:
+def parse(data: bytes, tmp_path: Path, workers: int = 2, raw: RawObject = RAW) -> ParseOutcome:
     tmp_path.mkdir(parents=True, exist_ok=True)
     return parse_raw(io.BytesIO(data), raw, tmp_path, ParseSettings(block_bytes=64 * 1024, workers=workers))
 
@@ -84,8 +85,8 @@ def test_deep_otlp_line_is_quarantined(tmp_path: Path) -> None:
     deep = b'{"resourceLogs":' + b"[" * 3000 + b"]" * 3000 + b"}"
     raw = RawObject("otlp_logs", "raw/otlp_logs/2026/11/25/19/x.gz", ARRIVAL_MS)
     outcome = parse(block_of([good, deep, good]), tmp_path, raw=raw)
-    assert outcome.rows == 2  # type: ignore[attr-defined]
-    assert outcome.counts.quarantined == {"too_deep": 1}  # type: ignore[attr-defined]
+    assert outcome.rows == 2
+    assert outcome.counts.quarantined == {"too_deep": 1}
 
 
 def test_bom_before_the_first_line_and_cr_only_line_ends(ctx: DeviceContext, tmp_path: Path) -> None:
@@ -135,8 +136,8 @@ SENT = [line(f"e{n:05d}", battery_pct=n % 100) for n in range(2000)]
 SENT_BY_ID = {f"e{n:05d}": orjson.loads(text) for n, text in enumerate(SENT)}
 
 
-def _verified_rows(outcome: object) -> list[dict[str, object]]:
-    return [row for item in outcome.verified for row in pq.read_table(item.path).to_pylist()]  # type: ignore[attr-defined]
+def _verified_rows(outcome: ParseOutcome) -> list[dict[str, Any]]:
+    return [row for item in outcome.verified for row in pq.read_table(item.path).to_pylist()]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -152,10 +153,10 @@ def test_a_flipped_bit_never_publishes_an_altered_row(tmp_path: Path, seed: int)
         for row in rows:
             assert row["battery_pct"] == SENT_BY_ID[str(row["event_id"])]["battery_pct"]
             assert line(str(row["event_id"]), battery_pct=row["battery_pct"]) == SENT[row["source_line"] - 1]
-        if outcome.counts.quarantined:  # type: ignore[attr-defined]
+        if outcome.counts.quarantined:
             # One member: nothing from it is verified; its lines are quarantined as far as they inflate.
             assert rows == []
-            assert set(outcome.counts.quarantined) == {"corrupt_input"}  # type: ignore[attr-defined]
+            assert set(outcome.counts.quarantined) == {"corrupt_input"}
         else:  # the flip hit a field gzip does not check (the header's mtime, OS): every row intact
             assert len(rows) == len(SENT)
 
@@ -169,8 +170,9 @@ def test_intact_members_before_a_damaged_one_verify(tmp_path: Path, monkeypatch:
     damaged[len(damaged) - 6] ^= 0x10  # inside the CRC-32 trailer: everything inflates, the check fails
     outcome = parse(members[0] + members[1] + bytes(damaged) + members[3], tmp_path)
     assert sorted(row["source_line"] for row in _verified_rows(outcome)) == list(range(1, 1001))
-    assert outcome.counts.quarantined == {"corrupt_input": 500}  # type: ignore[attr-defined]
-    quarantine = outcome.quarantine  # type: ignore[attr-defined]
+    assert outcome.counts.quarantined == {"corrupt_input": 500}
+    quarantine = outcome.quarantine
+    assert quarantine is not None
     records = [json.loads(item) for item in gzip.decompress(quarantine.path.read_bytes()).splitlines()]
     assert [record["line"] for record in records] == list(range(1001, 1501))
     assert [record["original"].encode() for record in records] == SENT[1000:1500]  # original bytes kept
