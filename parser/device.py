@@ -25,6 +25,7 @@ from parser.device_read import DECLARED_COLUMNS, ENVELOPE_READ, TYPED_UNION, Lin
 from parser.records import Rejection, rejection
 from parser.vectorized_time import rfc3339_to_epoch_ms
 from shared.arrow import arrow_schema
+from shared.jsondepth import too_deep
 from shared.models import extra_json
 from shared.schema import DEVICE_FIELDS, DEVICE_TABLES, DeviceType, FieldSpec, Kind, Reason
 from shared.timeparse import MAX_EPOCH_MS, MIN_EPOCH_MS
@@ -278,7 +279,10 @@ def _build_type_table(checked: _Checked, rows: pa.Array, device_type: DeviceType
 
 
 def _own_line_columns(line: bytes, device_type: DeviceType) -> tuple[list[tuple[str, str]] | None, str | None] | None:
-    """(attributes, extra) computed from the line itself; None when the line needs the full per-line path."""
+    """(attributes, extra) computed from the line itself; None when the line needs the full per-line path
+    (for one nested deeper than MAX_DEPTH, which Arrow may read but the per-line path calls too_deep)."""
+    if too_deep(line):
+        return None
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:

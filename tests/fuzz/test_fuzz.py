@@ -56,6 +56,8 @@ _NUMBER_TEXT = st.sampled_from([
 _HOSTILE_VALUE = st.one_of(
     _NUMBER_TEXT,
     st.integers(min_value=200, max_value=1500).map(_nested),
+    st.sampled_from([254, 255, 1024, 1025, 4095, 8191, 20_000]).map(_nested),  # pyarrow dies near 20,000
+    st.integers(min_value=250, max_value=9000).map(lambda depth: "[" * depth),  # never closed
     st.integers(min_value=200, max_value=400).map(lambda depth: '{"a":' * depth + "1" + "}" * depth),
     st.sampled_from(['"\\ud800"', '"\\u0000"', '"\x00"', '"a\rb"', '"é"']),
 )

@@ -19,6 +19,7 @@ from parser import source
 from parser.core import ParseOutcome, ParseSettings, RawObject, parse_raw
 from parser.device import parse_block
 from parser.device_lines import DeviceContext, per_line_only
+from parser.device_read import ARROW_SAFE_DEPTH
 from tests.unit.parser.conftest import ARRIVAL_MS, block_of, line, reasons_of, rows_of
 
 RAW = RawObject("json_telemetry", "raw/json_telemetry/2026/11/25/19/x.gz", ARRIVAL_MS)
@@ -78,6 +79,23 @@ def test_20000_levels_never_reach_pyarrow_and_the_process_survives(tmp_path: Pat
     [quarantine] = (tmp_path / "out").rglob("*.jsonl.gz")
     [record] = [json.loads(item) for item in gzip.decompress(quarantine.read_bytes()).splitlines()]
     assert (record["reason"], record["line"]) == ("too_deep", 51)
+
+
+@pytest.mark.parametrize("bad", [
+    b"[" * 8191,  # the deepest a line shorter than ARROW_SAFE_DEPTH bytes can go (Arrow reads it)
+    b'{"x":' + b"[" * 8180,
+    line("b")[:-1] + b',"x":' + b"[" * 4000 + b"]" * 4000 + b"}",
+    line("b")[:-1] + b',"attributes":{"a":' + b'{"a":' * 1300 + b"1" + b"}" * 1300 + b"}}",
+])
+def test_deep_lines_arrow_still_reads_end_as_too_deep_on_both_paths(tmp_path: Path, bad: bytes,
+                                                                     ctx: DeviceContext) -> None:
+    assert len(bad) < ARROW_SAFE_DEPTH
+    lines = [line("a"), bad, line("c")] * 200
+    outcome = parse(block_of(lines), tmp_path)
+    assert outcome.rows == 400
+    assert outcome.counts.quarantined == {"too_deep": 200}
+    reference = per_line_only(enumerate(lines[:3], start=1), ctx)
+    assert reasons_of(reference) == reasons_of(parse_block(block_of(lines[:3]), 1, ctx)) == {2: "too_deep"}
 
 
 def test_deep_otlp_line_is_quarantined(tmp_path: Path) -> None:
