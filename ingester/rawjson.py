@@ -5,9 +5,14 @@ beyond 64 bits (`18446744073709551616`) or a decimal with more digits than a dou
 (`9007199254740993.0`) would come back rounded; and it reads up to 1,024 nested levels, so one
 event nested deeper makes the whole body unreadable. In both cases the ingester works from the text:
 
-- `may_round(body)`: a cheap scan (one `bytes.translate`, three `find`s) for a number that might not
-  round-trip: a run of 17 or more digits and dots (16+ significant digits), or a 3-digit exponent.
-  A long digit run inside a string gives a false alarm, which only costs the slower exact path.
+- `may_round(body)`: a cheap scan (one `bytes.translate` and one `find`, about 0.3 ms per 400 KB)
+  for a run of 17 or more digits and dots: a number with 16 or more significant digits, which is
+  what a double cannot always hold (`9007199254740993.0`) and what every integer beyond 64 bits
+  has (`18446744073709551616`). With fewer digits a double prints back the same decimal value,
+  whatever the exponent, except below the normal range (`1e-400` reads as 0.0, `4.9e-324` as
+  5e-324): that one case is not looked for (it would cost as much again on every body) and raw then
+  holds the double orjson read. A long digit run inside a string gives a false alarm, which only
+  costs the exact path (much slower per event, still correct).
 - `event_texts(body)`: the events of one JSON document as their own texts (the elements of a
   top-level array or of `{"events": [...]}`, or the whole object), found by a scan of strings and
   brackets that never recurses, so nesting depth costs it nothing.
@@ -22,11 +27,8 @@ from typing import Final
 
 import orjson
 
-#: Digits and dots -> `0`, exponent letters -> `e`, signs -> `s`, anything else -> space.
-_SHAPE_TABLE: Final = bytes(
-    ord("0") if byte in b"0123456789." else ord("e") if byte in b"eE" else ord("s") if byte in b"+-" else ord(" ")
-    for byte in range(256)
-)
+#: Digits and dots -> `0`, anything else -> space.
+_SHAPE_TABLE: Final = bytes(ord("0") if byte in b"0123456789." else ord(" ") for byte in range(256))
 _LONG_RUN: Final = b"0" * 17
 
 #: A string (escapes included), a run of opening or of closing brackets, or a comma.
@@ -38,8 +40,7 @@ _SPACE: Final = b" \t\r\n"
 
 def may_round(body: bytes) -> bool:
     """True when `body` may hold a number that orjson would not give back exactly."""
-    shape = body.translate(_SHAPE_TABLE)
-    return _LONG_RUN in shape or b"e000" in shape or b"es000" in shape
+    return _LONG_RUN in body.translate(_SHAPE_TABLE)
 
 
 def minified(text: bytes) -> bytes:

@@ -11,10 +11,10 @@ A bad event costs only itself (never a 5xx for data):
 - an event nested more than `shared.jsondepth.MAX_DEPTH` levels is rejected as `too_deep`, whether
   orjson could still read it (it cannot write it back) or not even read it (over 1,024 levels: the
   body is then split into its events by `ingester.rawjson` and each is judged on its own);
-- raw keeps every value exactly as sent: a body with a number orjson would not give back exactly
-  (an integer beyond 64 bits, a float with 16 or more digits, a 3-digit exponent) is split the same
-  way, and each event's raw line is its own text (whitespace outside strings removed) with
-  `received_at` spliced in, instead of a re-serialization.
+- raw keeps every value as sent: a body with a number orjson might not give back exactly (16 or
+  more significant digits: an integer beyond 64 bits, a decimal a double cannot hold) is split the
+  same way, and each event's raw line is its own text (whitespace outside strings removed) with
+  `received_at` spliced in, instead of a re-serialization (see `ingester.rawjson` for the limits).
 """
 
 from __future__ import annotations

@@ -83,6 +83,13 @@ def test_numbers_reach_raw_exactly_as_sent(media: str) -> None:
     assert b" " not in first
 
 
+def test_below_the_double_range_raw_holds_what_orjson_read() -> None:
+    # The documented limit of the cheap pre-scan (ingester.rawjson): only 16+ digit numbers take
+    # the exact path, so a lone 1e-400 is written as the double it reads as.
+    [line] = split_events(event_text(0, ', "tiny": 1e-400').encode(), JSON, STAMP, MAX_LINE_BYTES).lines
+    assert b'"tiny":0.0' in line
+
+
 def test_exact_path_keeps_strings_and_rejects_like_the_fast_path() -> None:
     tail = ', "big": 18446744073709551616, "note": "a  b\\n } { \\" , "'
     body = f'[{event_text(0, tail)}, 42, {{"device_type": "toaster"}}, {{"x": 1}}]'.encode()
