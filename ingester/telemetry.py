@@ -40,6 +40,7 @@ MEDIA_TYPES: Final = JSON_TYPES | NDJSON_TYPES
 
 _DEVICE_TYPES: Final = frozenset(t.value for t in DeviceType)
 _BOM: Final = b"\xef\xbb\xbf"
+_JSON_SPACE: Final = b" \t\r"
 _NOT_ONE_VALUE: Final = object()
 _NOT_AN_OBJECT: Final = Reason.NOT_AN_OBJECT.value
 _MISSING_FIELD: Final = Reason.MISSING_FIELD.value
@@ -108,7 +109,7 @@ def split_events(body: bytes, media: str, received_at: str, max_line_bytes: int)
     raw_lines: list[tuple[int, bytes]] = []
     index = 0
     for raw_line in body.split(b"\n"):
-        if raw_line.isspace() or not raw_line:
+        if not raw_line.strip(_JSON_SPACE):  # blank: JSON whitespace only (not \v or \f, as isspace() has it)
             continue
         if exact:
             try:

@@ -23,7 +23,7 @@ from parser.device import parse_block
 from parser.device_lines import DAY_MS, HOUR_MS, BlockResult, DeviceContext, too_large
 from parser.otlp import OtlpContext, parse_line
 from parser.output import QuarantineFile, QuarantineWriter, VerifiedFile, VerifiedWriter
-from parser.records import MAX_LINE_BYTES, LineCounts, Rejection, rejection
+from parser.records import JSON_SPACE, MAX_LINE_BYTES, LineCounts, Rejection, rejection
 from parser.source import DEFAULT_BLOCK_BYTES, Block, Damage, OversizedLine, Readable, iter_blocks
 from shared.arrow import arrow_schema
 from shared.layout import Partition
@@ -201,7 +201,7 @@ def _otlp_lines(reader: Readable, settings: ParseSettings, sink: _Sink) -> Itera
             parts.pop()
         for offset, line in enumerate(parts):
             number = item.first_line + offset
-            if not line.strip():
+            if not line.strip(JSON_SPACE):
                 sink.counts.blank_lines += 1
             elif len(line) > MAX_LINE_BYTES:
                 sink.reject(too_large(number, line))

@@ -16,6 +16,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from parser.records import (
+    JSON_SPACE,
     MAX_LINE_BYTES,
     QUARANTINE_PREVIEW_BYTES,
     JsonLineError,
@@ -126,7 +127,7 @@ def per_line_only(lines: Iterable[tuple[int, bytes]], ctx: DeviceContext) -> Blo
     result = BlockResult()
     slow = PerLineRows()
     for number, line in lines:
-        if not line.strip():
+        if not line.strip(JSON_SPACE):
             result.blank_lines += 1
             continue
         if len(line) > MAX_LINE_BYTES:

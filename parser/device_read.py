@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from parser.device_lines import BlockResult, too_large
-from parser.records import MAX_LINE_BYTES
+from parser.records import JSON_SPACE, MAX_LINE_BYTES
 from shared.jsondepth import MAX_DEPTH
 from shared.schema import DEVICE_FIELDS, ENVELOPE, FieldSpec, Kind
 
@@ -434,9 +434,9 @@ def _candidate_runs(lines: Lines, result: BlockResult, first_line: int, per_line
     for index, line in enumerate(lines.items):
         if len(line) > MAX_LINE_BYTES:
             result.rejections.append(too_large(first_line + index, line))
-        elif line.lstrip().startswith(b"null") or (deep and _too_many_openings(line)):
+        elif line.lstrip(JSON_SPACE).startswith(b"null") or (deep and _too_many_openings(line)):
             per_line.append(index)
-        elif line.strip():
+        elif line.strip(JSON_SPACE):
             if run_start is None:
                 run_start = index
             continue

@@ -19,6 +19,9 @@ from shared.schema import Reason
 #: A line longer than this is quarantined as record_too_large (Firehose's own record limit is
 #: 1,000 KiB, so a longer line cannot be one event).
 MAX_LINE_BYTES: Final = 1024 * 1024
+#: What JSON counts as whitespace (Python's `bytes.strip()` also strips \v and \f, which JSON does not):
+#: a line of nothing else is blank.
+JSON_SPACE: Final = b" \t\r\n"
 #: How much of an oversized or undecodable line the quarantine record keeps.
 QUARANTINE_PREVIEW_BYTES: Final = 64 * 1024
 

@@ -125,3 +125,9 @@ def test_otlp_deeply_nested_bodies_are_never_a_5xx(protobuf: bool) -> None:
     deep = b'{"resourceLogs": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
     reply, _ = service.logs(Request(deep, JSON, None, 1.0))
     assert reply.status == 400
+
+
+def test_a_vertical_tab_line_is_an_event_not_a_blank_line() -> None:
+    batch = split_events(f"{event_text(0)}\n\x0b\n \t\n{event_text(1)}".encode(), NDJSON, STAMP, MAX_LINE_BYTES)
+    assert batch.rejected == [Rejected(1, "invalid_json")]
+    assert batch.indices == [0, 2]

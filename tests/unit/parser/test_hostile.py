@@ -195,3 +195,31 @@ def test_intact_members_before_a_damaged_one_verify(tmp_path: Path, monkeypatch:
     assert [record["line"] for record in records] == list(range(1001, 1501))
     assert [record["original"].encode() for record in records] == SENT[1000:1500]  # original bytes kept
     assert "incorrect data check" in records[0]["errors"][0]["message"]
+
+
+def test_otlp_rows_from_a_failed_member_are_withdrawn_too(tmp_path: Path) -> None:
+    def request(number: int) -> bytes:
+        records = [{"timeUnixNano": str(1_795_633_190_000_000_000 + n), "body": {"stringValue": f"r{number}-{n}"}}
+                   for n in range(3)]
+        return orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]})
+
+    lines = [request(number) for number in range(40)]
+    second = bytearray(gzip.compress(block_of(lines[20:])))
+    second[-7] ^= 0x01  # the CRC-32
+    raw = RawObject("otlp_logs", "raw/otlp_logs/2026/11/25/19/x.gz", ARRIVAL_MS)
+    outcome = parse(gzip.compress(block_of(lines[:20])) + bytes(second), tmp_path, raw=raw)
+    assert outcome.rows == 60  # 3 log records per line, first member only
+    assert sorted({row["source_line"] for row in _verified_rows(outcome)}) == list(range(1, 21))
+    assert outcome.counts.quarantined == {"corrupt_input": 20}
+
+
+@pytest.mark.parametrize("odd", [b"\x0b", b"\x0c", b" \x0b ", b"\x0c\x0b"])
+def test_vertical_tab_or_form_feed_is_not_a_blank_line(ctx: DeviceContext, odd: bytes) -> None:
+    # Found by the fuzz tier: Python's bytes.strip() strips \v and \f, JSON does not count them as
+    # whitespace; the block path called such a line invalid_json, the per-line path blank.
+    for lines in ([odd], [line("a"), odd, b" \t", line("b")]):
+        result = parse_block(block_of(lines), 1, ctx)
+        reference = per_line_only(enumerate(lines, start=1), ctx)
+        assert reasons_of(result) == reasons_of(reference)
+        assert "invalid_json" in reasons_of(result).values()
+        assert result.blank_lines == reference.blank_lines == (1 if len(lines) > 1 else 0)
