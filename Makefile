@@ -36,7 +36,7 @@ test-all: lint typecheck
 # objects through the ingester and the parser. FUZZ_EXAMPLES per property; figures in docs/data-contract.md.
 FUZZ_EXAMPLES ?= 1000
 fuzz: install
-	SIGNALS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/fuzz -n 2 -p no:randomly -q --durations=0 $(PYTEST_ARGS)
+	SIGNALS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/fuzz -n 0 -p no:randomly -q --hypothesis-show-statistics $(PYTEST_ARGS)
 
 demo: install
 	$(VENV)/bin/signals demo

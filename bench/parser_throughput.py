@@ -10,6 +10,8 @@ and with 1% bad lines spread evenly, then times in the same run, each in its own
 Times cover the work only (interpreter start and imports excluded for all three). Reported: median
 MB/s of uncompressed input over the runs, the ratio to DuckDB, and each child's peak RSS.
 `--memory-check` also runs parse-file on a 4x larger input and compares peak RSS.
+`--baseline-src DIR` adds `parse-file@base`: the same command from another source tree (e.g.
+`git archive main | tar -x -C DIR`), so a change is measured against its base in the same run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-CONTENDERS = ("duckdb", "pyarrow", "parse-file")
+CONTENDERS = ["duckdb", "pyarrow", "parse-file"]
+BASELINE_SRC_ENV = "BENCH_BASELINE_SRC"
 
 
 def _dataset(size_mb: int, bad_fraction: float) -> tuple[Path, int]:
@@ -82,6 +85,8 @@ def _child(kind: str, raw: str, out_dir: str) -> None:
         table = pa_json.read_json(raw)
         pq.write_table(table, f"{out_dir}/pyarrow.parquet", compression="zstd")
     else:
+        if kind == "parse-file@base":  # the baseline tree's packages shadow this checkout's
+            sys.path.insert(0, os.environ[BASELINE_SRC_ENV])
         import parser.core  # noqa: F401, PLC0415 (imports outside the timed part, as for the others)
         from signals.cli import main  # noqa: PLC0415
 
@@ -133,13 +138,13 @@ def _compare(label: str, raw: Path, size: int, runs: int) -> dict[str, dict[str,
         }
     base = summary["duckdb"]["mb_s"]
     print(f"\n{label}: {raw.name}, {size / 1e6:.0f} MB uncompressed, median of {runs} runs")
-    print(f"  {'contender':<12} {'MB/s':>8} {'x DuckDB':>9} {'seconds':>8} {'CPU s':>6} {'peak RSS MB':>12}")
+    print(f"  {'contender':<15} {'MB/s':>8} {'x DuckDB':>9} {'seconds':>8} {'CPU s':>6} {'peak RSS MB':>12}")
     for kind in CONTENDERS:
         if kind not in summary:
-            print(f"  {kind:<12} {'fails on this input (cannot skip or keep bad lines)':>40}")
+            print(f"  {kind:<15} {'fails on this input (cannot skip or keep bad lines)':>40}")
             continue
         figures = summary[kind]
-        print(f"  {kind:<12} {figures['mb_s']:>8.1f} {figures['mb_s'] / base:>9.2f} {figures['seconds']:>8.2f} "
+        print(f"  {kind:<15} {figures['mb_s']:>8.1f} {figures['mb_s'] / base:>9.2f} {figures['seconds']:>8.2f} "
               f"{figures['cpu_seconds']:>6.2f} {figures['peak_rss_mb']:>12.0f}")
     return summary
 
@@ -152,7 +157,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bad", type=float, default=0.01, help="fraction of bad lines in the second input")
     parser.add_argument("--memory-check", action="store_true", help="also parse a 4x larger input")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="also time parse-file from this source tree (the base of a change)")
     args = parser.parse_args()
+    if args.baseline_src is not None:
+        os.environ[BASELINE_SRC_ENV] = str(args.baseline_src.resolve())
+        CONTENDERS.append("parse-file@base")
     if args.child:
         _child(*args.child)
         return 0
@@ -167,6 +177,10 @@ def main() -> int:
     print("\nratios parse-file / DuckDB: "
           f"clean {clean_summary['parse-file']['mb_s'] / clean_summary['duckdb']['mb_s']:.2f} (target >= 0.70), "
           f"bad {bad_summary['parse-file']['mb_s'] / bad_summary['duckdb']['mb_s']:.2f} (target >= 0.40)")
+    if "parse-file@base" in clean_summary and "parse-file@base" in bad_summary:
+        print("ratios parse-file / parse-file@base (same run): "
+              f"clean {clean_summary['parse-file']['mb_s'] / clean_summary['parse-file@base']['mb_s']:.3f}, "
+              f"bad {bad_summary['parse-file']['mb_s'] / bad_summary['parse-file@base']['mb_s']:.3f}")
     print(f"load average {os.getloadavg()[0]:.1f} (at end)")
     if args.memory_check:
         large, large_size = _dataset(args.size_mb * 4, 0.0)

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - the parser extra installs it
 GZIP_MAGIC: Final = b"\x1f\x8b"
 READ_BYTES: Final = 1 << 20
 DEFAULT_BLOCK_BYTES: Final = 8 << 20
-SPOOL_MEMORY_BYTES: Final = 16 << 20
+SPOOL_MEMORY_BYTES: Final = 2 << 20
 _BOM: Final = b"\xef\xbb\xbf"
 
 
