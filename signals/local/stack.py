@@ -28,12 +28,12 @@ from typing import Any, Final
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
 from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
+from signals.local.gateway import AwsGateway
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
 from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
@@ -120,7 +120,7 @@ class LocalStack:
         self.pollers: list[SqsPoller] = []
         self.schedules: list[Schedule] = []
         self.outputs: dict[str, str] = {}
-        self._moto: Any = None
+        self._gateway: AwsGateway | None = None
         self._aws_endpoint = ""
         self._firehose: FirehoseStandIn | None = None
         self._firehose_endpoint: FirehoseEndpoint | None = None
@@ -144,6 +144,12 @@ class LocalStack:
     @property
     def aws_endpoint_url(self) -> str:
         return self._aws_endpoint
+
+    @property
+    def gateway(self) -> AwsGateway:
+        """The embedded AWS endpoint; `stack.gateway.intercept(service, handler)` answers in moto's place."""
+        assert self._gateway is not None, "stack not started"
+        return self._gateway
 
     @property
     def firehose(self) -> FirehoseStandIn:
@@ -264,9 +270,9 @@ class LocalStack:
         ensure_port_free(aws_port)
         if settings.port:
             ensure_port_free(settings.port)  # before anything starts, not after the pollers run
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
-        self._moto.start()
-        self._aws_endpoint = f"http://127.0.0.1:{aws_port}"
+        self._gateway = AwsGateway("127.0.0.1", aws_port)
+        self._gateway.start()
+        self._aws_endpoint = self._gateway.url
         _reset_moto(self._aws_endpoint)
 
         template_path = settings.template_path or find_template()
@@ -357,9 +363,9 @@ class LocalStack:
         if self._routed is not None:
             uninstall_routed_stdout(self._routed)
             self._routed = None
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
         self._restore_process_environ()
 
     def keep(self, directory: Path) -> int:
