@@ -134,6 +134,14 @@ def signals_command() -> str:
     return str(here) if here.exists() else "signals"
 
 
+def beside(signals: str, command: str) -> str:
+    """`command` as typed next to `signals` (from the same bin directory when that is not on PATH)."""
+    if signals == "signals":
+        return command
+    path = Path(signals).parent / command
+    return str(path) if path.exists() else command
+
+
 def print_banner(stack: Any) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -173,7 +181,7 @@ def print_banner(stack: Any) -> None:
         f"    {signals} query \"SELECT device_id, event_name, battery_pct FROM telemetry_lock_flat\"",
         f"    {signals} status   # raw bucket {stack.outputs.get(Output.RAW_BUCKET, '?')}",
         f"    AWS_ENDPOINT_URL={stack.aws_endpoint_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x "
-        "AWS_DEFAULT_REGION=us-west-2 aws firehose list-delivery-streams",
+        f"AWS_DEFAULT_REGION=us-west-2 {beside(signals, 'aws')} firehose list-delivery-streams",
     ]
     if signals != "signals":
         bin_dir = Path(signals).parent

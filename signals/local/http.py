@@ -14,6 +14,7 @@ Gateway's JSON), never as waitress's text page.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class BackgroundWsgiServer:
         backlog: int = 128,
     ) -> None:
         self.name = name
+        # "Task queue depth is N" whenever every thread is busy: normal here (one function runs at a time).
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         adjustments = Adjustments(
             host=host, port=port, threads=threads, backlog=backlog, ident="",
             # waitress refuses a body whose length reaches this; +1 lets exactly max_body_bytes through

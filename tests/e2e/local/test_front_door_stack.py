@@ -7,6 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -21,8 +23,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from signals.env import Environment, Output
+from signals.local.command import print_banner
 from signals.local.stack import LocalStack
-from tests.e2e.local.conftest import API_KEY, sql
+from tests.e2e.local.conftest import API_KEY, post, sql
 
 
 def event(event_id: str, device_id: str) -> dict[str, Any]:
@@ -160,3 +163,21 @@ def test_the_stock_aws_cli_describes_a_stream_with_only_the_endpoint_set(stack: 
     destination = described["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
     assert destination["Prefix"] == "raw/json_telemetry/!{timestamp:yyyy/MM/dd/HH}/"
     assert destination["CompressionFormat"] == "GZIP"
+
+
+def test_the_banners_curl_then_query_shows_the_row(stack: LocalStack, signals_home: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    print_banner(stack)
+    banner = capsys.readouterr().out
+    sent = re.search(r"-H 'x-api-key: (\S+)' -H 'content-type: (\S+)' \\\n\s+-d '(\[.*\])' (\S+)", banner)
+    assert sent is not None, banner
+    key, content_type, body, url = sent.groups()
+    status, reply = post(stack, url.removeprefix(stack.api_url), body.encode(),
+                         {"x-api-key": key, "content-type": content_type})
+    assert (status, reply["accepted"]) == (200, 1)
+    query = next(line.strip() for line in banner.splitlines() if " query " in line)
+    assert stack.wait_until_drained(30)
+    completed = subprocess.run(shlex.split(query), env={**os.environ, "SIGNALS_HOME": str(signals_home)},
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert re.search(r"^d1\s+\|\s+bolt_changed\s+\|\s+80\s*$", completed.stdout, re.MULTILINE), completed.stdout
