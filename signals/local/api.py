@@ -36,6 +36,7 @@ import base64
 import fnmatch
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -189,15 +190,19 @@ def _proxy_response(response: Any) -> _Answer:
     for name, value in (response.get("headers") or {}).items():
         if name.lower() not in sent and name.lower() not in _HOP_BY_HOP:
             headers.append((name, str(value)))
+    if not 100 <= status <= 599 or any(_NOT_IN_HEADER.search(f"{k}{v}") for k, v in headers):
+        return _error(502, "Internal server error")  # API Gateway's answer to a malformed proxy response
     return status, headers, data
 
 
+_NOT_IN_HEADER: Final = re.compile(r"[\r\n\x00]")
 _HOP_BY_HOP: Final = frozenset({"content-length", *hop_by_hop})  # the server sets these; PEP 3333 forbids them
 
 
 def _error(status: int, message: str, *, error_type: str | None = None) -> _Answer:
+    fallback = "InternalServerErrorException" if status >= 500 else "BadRequestException"
     headers = [("Content-Type", "application/json"),
-               ("x-amzn-ErrorType", error_type or ERROR_TYPES.get(status, "BadRequestException"))]
+               ("x-amzn-ErrorType", error_type or ERROR_TYPES.get(status, fallback))]
     return status, headers, json.dumps({"message": message}).encode()
 
 

@@ -27,10 +27,13 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[Mapping[str, Any]] = []
         self.fail = False
+        self.answer: Any = None
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         if self.fail:
             raise RuntimeError("the function failed")
+        if self.answer is not None:
+            return self.answer
         self.events.append(event)
         body = event.get("body") or ""
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
@@ -222,6 +225,11 @@ def test_unknown_path_wrong_key_and_failed_function(api: IngestApi, recorder: Re
     assert_api_gateway_error(post("/v1/logs", "wrong"), 403, "Forbidden", "ForbiddenException")
     recorder.fail = True
     assert_api_gateway_error(post("/v1/logs", KEY), 502, "Internal server error", "InternalServerErrorException")
+    recorder.fail = False
+    for malformed in ({"body": "no status"}, {"statusCode": "abc"}, {"statusCode": 700},
+                      {"statusCode": 200, "headers": {"X-Split": "a\r\nSet-Cookie: x"}}):
+        recorder.answer = malformed
+        assert_api_gateway_error(post("/v1/logs", KEY), 502, "Internal server error", "InternalServerErrorException")
 
 
 @pytest.mark.parametrize(("framing", "status", "message"), [
