@@ -244,3 +244,16 @@ def test_framing_waitress_refuses_is_json_too(api: IngestApi, recorder: Recorder
     assert answer[1]["content-type"] == "application/json"
     assert json.loads(answer[2]) == {"message": message}
     assert recorder.events == []
+
+
+def test_expect_100_continue_is_answered_before_the_body(api: IngestApi, recorder: Recorder) -> None:
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as sock:
+        sock.sendall(request("POST", None, f"x-api-key: {KEY}", "Content-Length: 4", "Expect: 100-continue",
+                             "Connection: close"))
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n")  # as curl waits for before a big body
+        sock.sendall(b"body")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    (answer,) = responses(received)
+    assert (answer[0], json.loads(answer[2])["text"]) == (200, "body")
