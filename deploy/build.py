@@ -2,10 +2,11 @@
 
     python -m deploy.build lock                      # resolve exact versions -> deploy/locks/<function>.txt
     python -m deploy.build build parser --out DIR    # one function's code + dependencies into DIR (sam build)
-    python -m deploy.build all --out build/lambda    # all four, zipped, with a size report
+    python -m deploy.build all --out build/lambda    # all five, zipped, with a size report
 
-Dependencies come from pyproject.toml: the core list plus the function's extra (the ingester's has no
-pyarrow). `lock` resolves them for the Lambda platform (CPython 3.13, manylinux aarch64 wheels only)
+Dependencies come from pyproject.toml: the core list plus the function's extra (the ingester's and
+the compactor's have no pyarrow; the compactor's Athena engine needs the core list alone). `lock`
+resolves them for the Lambda platform (CPython 3.13, manylinux aarch64 wheels only)
 into per-function requirement files with exact versions and hashes; `build` installs exactly those,
 copies the first-party packages the handler can reach, trims what pyarrow ships that the functions
 never load, and checks the result: every import the code can make resolves inside the artifact,
@@ -38,7 +39,7 @@ LOCK_DIR: Final = Path(__file__).resolve().parent / "locks"
 PYTHON_VERSION: Final = "3.13"
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); pip takes each tag literally.
 PLATFORMS: Final = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
-FIRST_PARTY: Final = ("shared", "ingester", "parser", "registry", "reconciler")
+FIRST_PARTY: Final = ("shared", "ingester", "parser", "registry", "reconciler", "compactor")
 MiB: Final = 1024 * 1024
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * MiB
 
@@ -60,6 +61,8 @@ FUNCTIONS: Final = {
         Function("parser", "ParserFunction"),
         Function("registry", "RegistryFunction"),
         Function("reconciler", "ReconcilerFunction"),
+        # The Athena engine only: the local engine (DuckDB + pyiceberg) is never imported in Lambda.
+        Function("compactor", "CompactorFunction"),
     )
 }
 
