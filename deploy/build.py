@@ -48,6 +48,10 @@ LAMBDA_UNZIPPED_LIMIT: Final = 250 * MiB
 class Function:
     name: str  # the package, and the pyproject extra
     logical_id: str  # template.yaml resource
+    #: Modules of the package that only the local stack runs (imported lazily behind a setting the
+    #: template never sets on AWS): not followed for dependencies and left out of the artifact, so
+    #: importing one in Lambda fails loudly instead of pulling DuckDB and pyiceberg in.
+    local_only: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -61,8 +65,8 @@ FUNCTIONS: Final = {
         Function("parser", "ParserFunction"),
         Function("registry", "RegistryFunction"),
         Function("reconciler", "ReconcilerFunction"),
-        # The Athena engine only: the local engine (DuckDB + pyiceberg) is never imported in Lambda.
-        Function("compactor", "CompactorFunction"),
+        # The Athena engine only: the local engine (DuckDB + pyiceberg) is for COMPACTOR_ENGINE=local.
+        Function("compactor", "CompactorFunction", local_only=("compactor.local_engine",)),
     )
 }
 
@@ -230,8 +234,10 @@ class _Imports(ast.NodeVisitor):
             self._add(f"{module}.{alias.name}")  # may be a submodule; filtered by existence below
 
 
-def reachable(handler_module: str, root: Path = ROOT) -> tuple[set[str], set[str]]:
-    """First-party modules reachable from the handler, and the third-party top-level names they import."""
+def reachable(handler_module: str, root: Path = ROOT, exclude: Iterable[str] = ()) -> tuple[set[str], set[str]]:
+    """First-party modules reachable from the handler, and the third-party top-level names they import
+    (`exclude`: modules not followed, e.g. a function's `local_only` ones)."""
+    excluded = set(exclude)
     seen: set[str] = set()
     third_party: set[str] = set()
     pending = [handler_module]
@@ -250,6 +256,8 @@ def reachable(handler_module: str, root: Path = ROOT) -> tuple[set[str], set[str
             if top in FIRST_PARTY:
                 # `from pkg import name`: follow `pkg.name` only when it is a module of its own.
                 for candidate in _parents_and_self(name):
+                    if candidate in excluded:
+                        break
                     if candidate not in seen and _module_file(candidate, root) is not None:
                         pending.append(candidate)
             elif top not in sys.stdlib_module_names and top != "__future__":
@@ -383,7 +391,7 @@ def build(function: Function, out: Path, *, for_host: bool = False) -> Artifact:
     reqs = requirements(function)
     if locked_digest(function) != requirements_digest(reqs):
         raise BuildError(f"{lock_path(function)} is out of date with pyproject.toml; run python -m deploy.build lock")
-    modules, third_party = reachable(function.handler_module)
+    modules, third_party = reachable(function.handler_module, exclude=function.local_only)
     out.mkdir(parents=True, exist_ok=True)
     for entry in out.iterdir():  # sam build reuses ARTIFACTS_DIR; start clean
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -398,6 +406,10 @@ def build(function: Function, out: Path, *, for_host: bool = False) -> Artifact:
               *_platform_args(), "-r", str(lock_path(function))])
     for package in sorted({m.split(".")[0] for m in modules}):
         shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for module in function.local_only:
+        local_file = _module_file(module, out)
+        if local_file is not None:
+            local_file.unlink()
     trimmed = trim(out)
     check_shared_libraries(out)
     check_imports(out, third_party)

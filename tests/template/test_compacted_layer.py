@@ -242,7 +242,7 @@ def test_s3_reads_verified_and_writes_only_the_dbt_prefixes_and_artifacts(resour
     s3 = _granted(resources, "s3:")
     assert s3["s3:GetObject"] >= {"${VerifiedBucket.Arn}/telemetry_flat/*"}
     assert s3["s3:PutObject"] == {"${DbtBucket.Arn}/dbt/data/*", "${DbtBucket.Arn}/dbt/staging/*",
-                                  "${DbtBucket.Arn}/dbt/temp/*", "${ArtifactsBucket.Arn}/*"}
+                                  "${DbtBucket.Arn}/dbt/temp/*", "${ArtifactsBucket.Arn}/compactor/*"}
     assert s3["s3:DeleteObject"] <= {"${DbtBucket.Arn}/dbt/data/*", "${DbtBucket.Arn}/dbt/staging/*",
                                      "${DbtBucket.Arn}/dbt/temp/*"}
     everything = {r for granted_on in s3.values() for r in granted_on}
