@@ -176,14 +176,12 @@ class DayQuery:
     def _columns(self) -> list[str]:
         return [quote(name) for name in self.table.column_names]
 
-    def _ctes(self, *, with_plan: bool = False) -> str:
+    def _ctes(self, *, with_dropped: bool = False, with_plan: bool = False) -> str:
         order = ", ".join(f"{quote(name)} ASC NULLS LAST" for name in COPY_ORDER)
-        content = [self.table.source.field(name) for name in self.table.content_columns]
-        differs = " OR ".join(f"d.{quote(s.name)} IS DISTINCT FROM k.{quote(s.name)}" for s in content)
-        differing = ", ".join(
-            f"CASE WHEN d.{quote(s.name)} IS DISTINCT FROM k.{quote(s.name)} THEN {literal(s.name)} END"
-            for s in content
-        )
+        content = self._content
+        distinct = {s.name: f"{self._comparable(s, 'd')} IS DISTINCT FROM {self._comparable(s, 'k')}" for s in content}
+        differs = " OR ".join(distinct.values())
+        differing = ", ".join(f"CASE WHEN {test} THEN {literal(name)} END" for name, test in distinct.items())
         kept_lineage = ", ".join(f"k.{quote(name)} AS {quote('kept_' + name)}" for name in COPY_ORDER)
         ctes = [
             f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
@@ -191,10 +189,13 @@ class DayQuery:
             f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
             f"AS copy_rank FROM source_rows)",
             "kept AS (SELECT * FROM ranked WHERE copy_rank = 1)",
-            f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
-            f"concat_ws(',', {differing}) AS differing_columns, {self.dialect.row_json(content, 'd')} AS content_json "
-            f"FROM ranked d JOIN kept k ON d.event_key = k.event_key WHERE d.copy_rank > 1)",
         ]
+        if with_dropped:
+            ctes.append(
+                f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
+                f"concat_ws(',', {differing}) AS differing_columns "
+                f"FROM ranked d JOIN kept k ON d.event_key = k.event_key WHERE d.copy_rank > 1)"
+            )
         if with_plan:
             target_key = key_sql(self.dialect, self.table, "t")
             ctes.append(
@@ -207,6 +208,15 @@ class DayQuery:
                 f"FROM kept k LEFT JOIN target_rows t ON k.event_key = t.event_key)"
             )
         return "WITH " + ",\n".join(ctes) + "\n"
+
+    @property
+    def _content(self) -> list[FieldSpec]:
+        return [self.table.source.field(name) for name in self.table.content_columns]
+
+    def _comparable(self, spec: FieldSpec, alias: str) -> str:
+        # Map equality is order-sensitive in DuckDB and not in Trino: compare maps by their canonical text.
+        column = f"{alias}.{quote(spec.name)}"
+        return self.dialect.map_text(column) if spec.kind is Kind.STRING_MAP else column
 
     # -- selects -----------------------------------------------------------------------------------
 
@@ -221,7 +231,7 @@ class DayQuery:
 
     def conflicts_select(self, run_id: str, detected_at: str) -> str:
         """The rows `duplicate_conflicts` takes for this day (columns in the audit table's order)."""
-        return self._ctes() + self._conflict_rows(run_id, detected_at)
+        return self._ctes(with_dropped=True) + self._conflict_rows(run_id, detected_at)
 
     def _conflict_rows(self, run_id: str, detected_at: str) -> str:
         return (
@@ -229,8 +239,9 @@ class DayQuery:
             f"{literal(self.table.name)} AS table_name, {literal(self.day)} AS {quote('day')}, event_key, "
             "kept_source_key, kept_source_line, kept_received_at, "
             "source_key AS conflicting_source_key, source_line AS conflicting_source_line, "
-            "received_at AS conflicting_received_at, differing_columns, content_json AS conflicting_row "
-            "FROM dropped WHERE conflicting"
+            "received_at AS conflicting_received_at, differing_columns, "
+            f"{self.dialect.row_json(self._content, 'd')} AS conflicting_row "
+            "FROM dropped d WHERE d.conflicting"
         )
 
     def stats_select(self, run_id: str) -> str:
@@ -242,7 +253,7 @@ class DayQuery:
             "AND a.event_key = d.event_key AND a.conflicting_source_key = d.source_key "
             "AND a.conflicting_source_line = d.source_line)"
         )
-        return self._ctes(with_plan=True) + (
+        return self._ctes(with_dropped=True, with_plan=True) + (
             "SELECT (SELECT count(*) FROM source_rows) AS verified_rows, "
             "(SELECT count(*) FROM plan WHERE action = 'insert') AS inserted, "
             "(SELECT count(*) FROM plan WHERE action = 'replace') AS replaced, "
