@@ -566,7 +566,7 @@ def check_compaction_run(ctx: StatusContext) -> list[CheckResult]:
     summary = state.get("last_summary") or {}
     summary = summary if isinstance(summary, dict) else {}
     figure = f"last run {format_age(age.total_seconds())} ago ({_iso(last_run)}) {outcome}"
-    counted = [("days_compacted", "{} day", "{} days"), ("verified_rows", "{} row read", "{} rows read"),
+    counted = [("days_compacted", "{} table-day", "{} table-days"), ("verified_rows", "{} row read", "{} rows read"),
                ("inserted", "{} inserted", "{} inserted"),
                ("natural_duplicates", "{} natural duplicate", "{} natural duplicates"),
                ("conflicting_duplicates", "{} conflicting duplicate", "{} conflicting duplicates")]

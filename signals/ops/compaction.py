@@ -13,6 +13,8 @@ deployed env Athena answers (`signals.query`).
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,13 +70,34 @@ def _invoke_local(env: Environment, event: dict[str, Any]) -> dict[str, Any]:
     spec = read_wiring(template).function_by_module("compactor.app")
     clients = EndpointClients(env.session, {}, env.endpoint_url)
     log_dir = env.extra.get("log_dir")
+    streams = _handler_streams()
     routed = install_routed_stdout(Path(str(log_dir))) if log_dir else None
     try:
         result = LocalFunction(spec, clients, routed).invoke(event)
     finally:
         if routed is not None:
             uninstall_routed_stdout(routed)
+        _restore_handler_streams(streams)
     return result if isinstance(result, dict) else {}
+
+
+def _handler_streams() -> dict[logging.StreamHandler[Any], Any]:
+    """Every logging stream handler and where it writes (Powertools loggers' own handlers included)."""
+    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
+                                     if isinstance(item, logging.Logger))]
+    return {handler: handler.stream for lg in loggers for handler in lg.handlers
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)}
+
+
+def _restore_handler_streams(before: Mapping[logging.StreamHandler[Any], Any]) -> None:
+    """Put every handler back where it wrote before the run, without flushing what it writes to now.
+
+    The run re-points the compactor's loggers at a router on this process's stdout; left there, a
+    handler would write to a stream its owner closes later (pytest's capture, a finished router).
+    Handlers made during the run (the compactor imported for the first time) go to the real stdout.
+    """
+    for handler in _handler_streams():
+        handler.stream = before.get(handler, sys.__stdout__)
 
 
 def key_column(type_value: str) -> str:

@@ -46,7 +46,7 @@ def test_a_recent_successful_run_with_nothing_waiting_is_ok(pipeline: Pipeline) 
     last_run = line(pipeline, "compaction last run")
     assert last_run.level is Level.OK
     assert last_run.figure.startswith("last run 3m ago (")
-    assert last_run.figure.endswith("succeeded: 1 day, 7 rows read, 5 inserted, 2 natural duplicates, "
+    assert last_run.figure.endswith("succeeded: 1 table-day, 7 rows read, 5 inserted, 2 natural duplicates, "
                                     "0 conflicting duplicates")
     assert last_run.details["report"] == "s3://test-dbt-artifacts-abc/compactor/latest/run_results.json"
     lag = line(pipeline, "compaction lag")
