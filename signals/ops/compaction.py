@@ -1,10 +1,10 @@
 """What `signals verify` and `signals demo` need of the compacted layer: run the compactor now, read
 what a compacted table holds.
 
-Running it: on `local` the template's CompactorFunction is built in this process the way the local
-stack builds it (its own environment from template.yaml for Environment=local, clients bound to the
-embedded AWS, its output routed to the stack's log directory); the compactor's lease keeps it from
-overlapping the stack's scheduled run. On a deployed env the function is invoked (RequestResponse).
+Running it: `signals.compact.compact` (on `local` the compactor in this process with its local
+engine against the stack's embedded AWS; on a deployed env the Lambda, RequestResponse); the
+compactor's lease keeps a run from overlapping the stack's scheduled one, and a run that finds the
+lease held is retried for a minute.
 
 Reading: locally pyiceberg reads the table's current snapshot from the embedded Glue catalog; on a
 deployed env Athena answers (`signals.query`).
@@ -12,12 +12,8 @@ deployed env Athena answers (`signals.query`).
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 from shared.schema import COMPACTED_BY_TYPE, OTLP_TYPE
@@ -34,70 +30,19 @@ class CompactionFailed(RuntimeError):
 
 def run_compactor(env: Environment, request: Mapping[str, Any] | None = None, *,
                   wait_for_lease_s: float = LEASE_WAIT_S) -> dict[str, Any]:
-    """One compactor run now (`request`: the function's event, e.g. {"days": [...]}); its result."""
-    event = dict(request or {})
+    """One compactor run now, as `signals compact` runs it (`request`: the function's event, e.g.
+    {"days": [...]}); retried while another run holds the lease. Its result."""
+    from signals.compact import compact  # noqa: PLC0415 (the compactor loads with it)
+
     deadline = time.monotonic() + wait_for_lease_s
     while True:
-        result = _invoke_local(env, event) if env.endpoint_url is not None else _invoke_deployed(env, event)
+        result = compact(env, dict(request or {}))
         if not result.get("skipped") or time.monotonic() >= deadline:
             break
         time.sleep(LEASE_RETRY_S)
     if result.get("skipped"):
         raise CompactionFailed(f"compactor run skipped: {result['skipped']}")
     return result
-
-
-def _invoke_deployed(env: Environment, event: dict[str, Any]) -> dict[str, Any]:
-    response = env.client("lambda").invoke(FunctionName=env.output(Output.COMPACTOR_FUNCTION),
-                                           InvocationType="RequestResponse", Payload=json.dumps(event).encode())
-    payload = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        raise CompactionFailed(f"compactor failed: {payload.get('errorMessage', payload)}")
-    return payload if isinstance(payload, dict) else {}
-
-
-def _invoke_local(env: Environment, event: dict[str, Any]) -> dict[str, Any]:
-    # The local stack's own machinery (moto loads with it): template, wiring, in-process runtime.
-    from signals.env import stack_name  # noqa: PLC0415
-    from signals.local.runtime import LocalFunction, install_routed_stdout, uninstall_routed_stdout  # noqa: PLC0415
-    from signals.local.stack import EndpointClients  # noqa: PLC0415
-    from signals.local.template import ResolvedTemplate, find_template, load_template  # noqa: PLC0415
-    from signals.local.wiring import read_wiring  # noqa: PLC0415
-
-    assert env.endpoint_url is not None
-    template = ResolvedTemplate(load_template(find_template()), parameters={"Environment": "local"},
-                                stack_name=stack_name("local"), endpoint=env.endpoint_url)
-    spec = read_wiring(template).function_by_module("compactor.app")
-    clients = EndpointClients(env.session, {}, env.endpoint_url)
-    log_dir = env.extra.get("log_dir")
-    streams = _handler_streams()
-    routed = install_routed_stdout(Path(str(log_dir))) if log_dir else None
-    try:
-        result = LocalFunction(spec, clients, routed).invoke(event)
-    finally:
-        if routed is not None:
-            uninstall_routed_stdout(routed)
-        _restore_handler_streams(streams)
-    return result if isinstance(result, dict) else {}
-
-
-def _handler_streams() -> dict[logging.StreamHandler[Any], Any]:
-    """Every logging stream handler and where it writes (Powertools loggers' own handlers included)."""
-    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
-                                     if isinstance(item, logging.Logger))]
-    return {handler: handler.stream for lg in loggers for handler in lg.handlers
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)}
-
-
-def _restore_handler_streams(before: Mapping[logging.StreamHandler[Any], Any]) -> None:
-    """Put every handler back where it wrote before the run, without flushing what it writes to now.
-
-    The run re-points the compactor's loggers at a router on this process's stdout; left there, a
-    handler would write to a stream its owner closes later (pytest's capture, a finished router).
-    Handlers made during the run (the compactor imported for the first time) go to the real stdout.
-    """
-    for handler in _handler_streams():
-        handler.stream = before.get(handler, sys.__stdout__)
 
 
 def key_column(type_value: str) -> str:
