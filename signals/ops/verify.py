@@ -331,8 +331,12 @@ class Follower:
                 self.compact_error = f"{type(exc).__name__}: {exc}"
                 return
             self.compact_runs += 1
-        elif self.clock() - self._last_compacted_ask < DEPLOYED_COMPACT_POLL_S:
-            return
+        else:
+            if self.clock() - self._last_compacted_ask < DEPLOYED_COMPACT_POLL_S:
+                return
+            self._last_compacted_ask = self.clock()
+            if not self._compactor_ran_since_send():
+                return  # Athena is asked only once a run started after the canaries were sent
         self._last_compacted_ask = self.clock()
         for canary in waiting:
             found = self.count(canary)
@@ -342,6 +346,17 @@ class Follower:
                 raise VerifyFailed("compacted", f"{canary.type_value}: {found} compacted rows for one canary "
                                                 "(the dedup must keep exactly one)")
 
+
+    def _compactor_ran_since_send(self) -> bool:
+        item = self.clients.client("dynamodb").get_item(
+            TableName=self.env.output(Output.REGISTRY_TABLE), ConsistentRead=True,
+            Key={name: {"S": value} for name, value in registry_keys.compactor_state_key().items()},
+        ).get("Item") or {}
+        started = item.get("last_run_at", {}).get("S", "")
+        try:
+            return datetime.fromisoformat(started.replace("Z", "+00:00")) > self.sent_at
+        except ValueError:
+            return False
 
     def _compacted_rows(self, canary: Canary) -> int:
         return compacted_count(self.env, canary.type_value, day=canary.partition.day,

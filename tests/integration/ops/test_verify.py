@@ -9,7 +9,7 @@ import argparse
 import gzip
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -151,6 +151,28 @@ def test_a_canary_missing_from_its_compacted_table_fails_that_stage(pipeline: Pi
     assert "not reached within 10s" in str(failure.value)
     assert "compaction last run" in str(failure.value)
     assert clock.now >= 20.0  # the compacted stage had its own time after Glue
+
+
+def test_a_deployed_env_asks_athena_only_after_a_compactor_run_since_the_send(pipeline: Pipeline) -> None:
+    canaries = _in_glue(pipeline, "run7")
+    asked: list[str] = []
+
+    def count(canary: verify.Canary) -> int:
+        asked.append(canary.type_value)
+        return 1
+
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, count=count)
+    assert follower.compact is None  # a deployed env: its hourly run, not verify, compacts
+    pipeline.compactor_ran(canaries[0].event_time - timedelta(minutes=5), watermark=None)  # before the send
+    for _ in range(3):
+        follower.poll()
+        clock.sleep(61.0)
+    assert asked == []
+    pipeline.compactor_ran(canaries[0].event_time + timedelta(seconds=30), watermark=None)
+    verify.follow(follower, 10.0, 1.0, sleep=clock.sleep, compact_timeout_s=600.0)
+    assert sorted(asked) == sorted(c.type_value for c in canaries)
+    assert all("compacted" in c.reached for c in canaries)
 
 
 def test_two_compacted_rows_for_one_canary_fail_at_once(pipeline: Pipeline) -> None:
