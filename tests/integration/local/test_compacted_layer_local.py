@@ -11,16 +11,22 @@ import boto3
 import pytest
 
 from shared.config import CompactorConfig, load
-from shared.iceberg import iceberg_fields, pyiceberg_partition_spec, pyiceberg_schema, schema_from_fields
+from shared.iceberg import (
+    IcebergTable,
+    iceberg_fields,
+    pyiceberg_partition_spec,
+    pyiceberg_schema,
+    schema_from_fields,
+)
 from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, alerts_database, audit_database
 from signals.local.gateway import AwsGateway
 from signals.local.provision import iceberg_catalog, iceberg_declaration, provision
 from signals.local.runtime import LocalFunction
 from signals.local.stack import EndpointClients, free_port
-from signals.local.template import ResolvedTemplate, find_template, load_template
+from signals.local.template import ResolvedTemplate, Resource, TemplateError, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
 
-ICEBERG = (*COMPACTED_TABLES, *AUDIT_TABLES)
+ICEBERG: tuple[IcebergTable, ...] = (*COMPACTED_TABLES, *AUDIT_TABLES)
 
 
 class Embedded:
@@ -62,7 +68,7 @@ def test_every_declared_table_exists_in_its_database(embedded: Embedded) -> None
 
 
 @pytest.mark.parametrize("table", ICEBERG, ids=lambda t: t.name)
-def test_iceberg_tables_have_the_declared_schema_and_partitioning(embedded: Embedded, table: Any) -> None:
+def test_iceberg_tables_have_the_declared_schema_and_partitioning(embedded: Embedded, table: IcebergTable) -> None:
     database = alerts_database("local") if table in COMPACTED_TABLES else audit_database("local")
     loaded = iceberg_catalog(embedded.gateway.url, glue=embedded.client("glue")).load_table((database, table.name))
     assert loaded.format_version == 2
@@ -116,3 +122,13 @@ def test_compactor_is_wired_with_the_local_engine_on_its_schedule(embedded: Embe
     assert result["engine"] == "local"
     assert result["days_compacted"] == 0
     assert result["skipped"] is None
+
+
+def test_an_iceberg_declaration_without_a_schema_fails_loudly() -> None:
+    bare = Resource("Bare", "AWS::Glue::Table", {
+        "DatabaseName": "db", "Name": "t",
+        "OpenTableFormatInput": {"IcebergInput": {"MetadataOperation": "CREATE", "Version": "2"}}}, {})
+    with pytest.raises(TemplateError, match="IcebergTableInput"):
+        iceberg_declaration(bare)
+    hive = Resource("Hive", "AWS::Glue::Table", {"DatabaseName": "db", "TableInput": {"Name": "t"}}, {})
+    assert iceberg_declaration(hive) is None
