@@ -66,6 +66,10 @@ class Dialect:
     def athena(self) -> bool:
         return self.name == "athena"
 
+    @property
+    def materialize_ctes(self) -> bool:
+        return not self.athena
+
     def sha256_hex(self, text_sql: str) -> str:
         """Lowercase hex SHA-256 of a varchar's UTF-8 bytes."""
         if self.athena:
@@ -207,6 +211,11 @@ class DayQuery:
                 f"WHEN {earlier_sql('k', 't')} THEN 'replace' ELSE 'keep' END AS action "
                 f"FROM kept k LEFT JOIN target_rows t ON k.event_key = t.event_key)"
             )
+        if self.dialect.materialize_ctes:
+            # DuckDB inlines a CTE into every reference: compute the window and the joins once (the
+            # simple projection and filter stay inline, where copying them would cost more).
+            ctes = [cte if cte.startswith(("source_rows ", "kept ")) else cte.replace(" AS (", " AS MATERIALIZED (", 1)
+                    for cte in ctes]
         return "WITH " + ",\n".join(ctes) + "\n"
 
     @property
@@ -268,7 +277,8 @@ class DayQuery:
     def merge(self) -> str:
         """The compacted table's MERGE: absent keys inserted, a later copy replaced by an earlier one."""
         columns = self._columns
-        assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+        # The partition column is the same on both sides (the ON clause pins the day): never rewritten.
+        assignments = ", ".join(f"{c} = s.{c}" for c in columns if c != quote("day"))
         return (
             f"MERGE INTO {self.relations.compacted} AS t\nUSING (\n{self.dedup_select()}\n) AS s\n"
             f"ON t.{quote('day')} = {literal(self.day)} AND {key_sql(self.dialect, self.table, 't')} = s.event_key\n"

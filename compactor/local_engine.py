@@ -183,7 +183,6 @@ class LocalEngine:
 
     def _bin_pack(self, compacted: Any, day: str, schema: pa.Schema) -> tuple[int, bool]:
         """Rewrite a day that piled up more than MAX_FILES_PER_DAY data files into one file."""
-        compacted.refresh()
         scan = compacted.scan(row_filter=day_predicate(day))
         files = len(list(scan.plan_files()))
         if files <= self._max_files:
