@@ -160,6 +160,9 @@ class Relations:
     compacted: str
     conflicts: str
     runs: str
+    #: A relation already holding `ranked_select()`'s rows: the local engine computes the window once
+    #: per day and runs the other queries over it.
+    ranked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,13 +190,16 @@ class DayQuery:
         differs = " OR ".join(distinct.values())
         differing = ", ".join(f"CASE WHEN {test} THEN {literal(name)} END" for name, test in distinct.items())
         kept_lineage = ", ".join(f"k.{quote(name)} AS {quote('kept_' + name)}" for name in COPY_ORDER)
-        ctes = [
-            f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
-            f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
-            f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
-            f"AS copy_rank FROM source_rows)",
-            "kept AS (SELECT * FROM ranked WHERE copy_rank = 1)",
-        ]
+        if self.relations.ranked:
+            ctes = [f"ranked AS (SELECT * FROM {self.relations.ranked})"]
+        else:
+            ctes = [
+                f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
+                f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
+                f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
+                f"AS copy_rank FROM source_rows)",
+            ]
+        ctes.append("kept AS (SELECT * FROM ranked WHERE copy_rank = 1)")
         if with_dropped:
             ctes.append(
                 f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
@@ -214,8 +220,8 @@ class DayQuery:
         if self.dialect.materialize_ctes:
             # DuckDB inlines a CTE into every reference: compute the window and the joins once (the
             # simple projection and filter stay inline, where copying them would cost more).
-            ctes = [cte if cte.startswith(("source_rows ", "kept ")) else cte.replace(" AS (", " AS MATERIALIZED (", 1)
-                    for cte in ctes]
+            inline = ("source_rows ", "kept ", "ranked AS (SELECT * FROM")
+            ctes = [cte if cte.startswith(inline) else cte.replace(" AS (", " AS MATERIALIZED (", 1) for cte in ctes]
         return "WITH " + ",\n".join(ctes) + "\n"
 
     @property
@@ -228,6 +234,10 @@ class DayQuery:
         return self.dialect.map_text(column) if spec.kind is Kind.STRING_MAP else column
 
     # -- selects -----------------------------------------------------------------------------------
+
+    def ranked_select(self) -> str:
+        """Every verified row of the day with its `event_key` and `copy_rank` (1 = the copy kept)."""
+        return self._ctes() + "SELECT * FROM ranked"
 
     def dedup_select(self) -> str:
         """One row per key: the compacted table's columns plus `event_key`."""
@@ -263,7 +273,7 @@ class DayQuery:
             "AND a.conflicting_source_line = d.source_line)"
         )
         return self._ctes(with_dropped=True, with_plan=True) + (
-            "SELECT (SELECT count(*) FROM source_rows) AS verified_rows, "
+            "SELECT (SELECT count(*) FROM ranked) AS verified_rows, "
             "(SELECT count(*) FROM plan WHERE action = 'insert') AS inserted, "
             "(SELECT count(*) FROM plan WHERE action = 'replace') AS replaced, "
             "(SELECT count(*) FROM dropped WHERE NOT conflicting) AS natural_duplicates, "
