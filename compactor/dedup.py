@@ -66,6 +66,10 @@ class Dialect:
     def athena(self) -> bool:
         return self.name == "athena"
 
+    @property
+    def materialize_ctes(self) -> bool:
+        return not self.athena
+
     def sha256_hex(self, text_sql: str) -> str:
         """Lowercase hex SHA-256 of a varchar's UTF-8 bytes."""
         if self.athena:
@@ -156,6 +160,9 @@ class Relations:
     compacted: str
     conflicts: str
     runs: str
+    #: A relation already holding `ranked_select()`'s rows: the local engine computes the window once
+    #: per day and runs the other queries over it.
+    ranked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,13 +190,16 @@ class DayQuery:
         differs = " OR ".join(distinct.values())
         differing = ", ".join(f"CASE WHEN {test} THEN {literal(name)} END" for name, test in distinct.items())
         kept_lineage = ", ".join(f"k.{quote(name)} AS {quote('kept_' + name)}" for name in COPY_ORDER)
-        ctes = [
-            f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
-            f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
-            f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
-            f"AS copy_rank FROM source_rows)",
-            "kept AS (SELECT * FROM ranked WHERE copy_rank = 1)",
-        ]
+        if self.relations.ranked:
+            ctes = [f"ranked AS (SELECT * FROM {self.relations.ranked})"]
+        else:
+            ctes = [
+                f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
+                f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
+                f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
+                f"AS copy_rank FROM source_rows)",
+            ]
+        ctes.append("kept AS (SELECT * FROM ranked WHERE copy_rank = 1)")
         if with_dropped:
             ctes.append(
                 f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
@@ -207,6 +217,11 @@ class DayQuery:
                 f"WHEN {earlier_sql('k', 't')} THEN 'replace' ELSE 'keep' END AS action "
                 f"FROM kept k LEFT JOIN target_rows t ON k.event_key = t.event_key)"
             )
+        if self.dialect.materialize_ctes:
+            # DuckDB inlines a CTE into every reference: compute the window and the joins once (the
+            # simple projection and filter stay inline, where copying them would cost more).
+            inline = ("source_rows ", "kept ", "ranked AS (SELECT * FROM")
+            ctes = [cte if cte.startswith(inline) else cte.replace(" AS (", " AS MATERIALIZED (", 1) for cte in ctes]
         return "WITH " + ",\n".join(ctes) + "\n"
 
     @property
@@ -219,6 +234,10 @@ class DayQuery:
         return self.dialect.map_text(column) if spec.kind is Kind.STRING_MAP else column
 
     # -- selects -----------------------------------------------------------------------------------
+
+    def ranked_select(self) -> str:
+        """Every verified row of the day with its `event_key` and `copy_rank` (1 = the copy kept)."""
+        return self._ctes() + "SELECT * FROM ranked"
 
     def dedup_select(self) -> str:
         """One row per key: the compacted table's columns plus `event_key`."""
@@ -254,7 +273,7 @@ class DayQuery:
             "AND a.conflicting_source_line = d.source_line)"
         )
         return self._ctes(with_dropped=True, with_plan=True) + (
-            "SELECT (SELECT count(*) FROM source_rows) AS verified_rows, "
+            "SELECT (SELECT count(*) FROM ranked) AS verified_rows, "
             "(SELECT count(*) FROM plan WHERE action = 'insert') AS inserted, "
             "(SELECT count(*) FROM plan WHERE action = 'replace') AS replaced, "
             "(SELECT count(*) FROM dropped WHERE NOT conflicting) AS natural_duplicates, "
@@ -268,7 +287,8 @@ class DayQuery:
     def merge(self) -> str:
         """The compacted table's MERGE: absent keys inserted, a later copy replaced by an earlier one."""
         columns = self._columns
-        assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+        # The partition column is the same on both sides (the ON clause pins the day): never rewritten.
+        assignments = ", ".join(f"{c} = s.{c}" for c in columns if c != quote("day"))
         return (
             f"MERGE INTO {self.relations.compacted} AS t\nUSING (\n{self.dedup_select()}\n) AS s\n"
             f"ON t.{quote('day')} = {literal(self.day)} AND {key_sql(self.dialect, self.table, 't')} = s.event_key\n"

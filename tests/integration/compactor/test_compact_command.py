@@ -6,10 +6,13 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import boto3
 import pytest
+from werkzeug.wrappers import Response
 
 from signals.cli import main
-from signals.env import Output
+from signals.env import Environment, Output
+from signals.local.gateway import AwsGateway, AwsRequest
 from tests.integration.compactor import support
 from tests.integration.compactor.support import BASE, World, day_of, lock_row
 
@@ -64,3 +67,37 @@ def test_signals_compact_exits_1_when_a_day_fails_or_the_table_is_unknown(
 
     assert main(["compact", "--table", "nope"]) == 1
     assert "unknown table 'nope'" in capsys.readouterr().err
+
+
+def test_signals_compact_on_an_env_invokes_the_lambda_and_prints_its_result(
+        gateway: AwsGateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    invocations: list[tuple[str, dict[str, object]]] = []
+    answer = {"run_id": "r1", "engine": "athena", "days_compacted": 0, "days_failed": 1, "complete": True,
+              "skipped": None, "errors": [], "totals": {"inserted": 0}, "lag_seconds": 7200.0,
+              "days": [{"table": "int_lock_compacted_daily", "day": DAY, "verified_rows": 9, "inserted": 0,
+                        "replaced": 0, "natural_duplicates": 0, "conflicting_duplicates": 0, "late_rows": 0,
+                        "outcome": "failed", "error": "gave up after 3 attempt(s): query q FAILED: boom"}]}
+
+    def invoke(request: AwsRequest) -> Response | None:
+        if request.method == "POST" and request.path.endswith("/invocations"):
+            invocations.append((request.path, json.loads(request.body)))
+            return Response(json.dumps(answer), status=200, headers={"Content-Type": "application/json"})
+        return None
+
+    remove = gateway.intercept("lambda", invoke)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", gateway.url)  # a "deployed" env reached through the gateway
+    monkeypatch.setattr("signals.compact.environment_from_args", lambda args: Environment(
+        name="dev", session=boto3.Session(region_name="us-west-2"),
+        outputs={Output.COMPACTOR_FUNCTION: "signals-pipeline-dev-CompactorFunction-abc"}))
+    try:
+        status = main(["compact", "--env", "dev", "--day", DAY])
+    finally:
+        remove()
+
+    assert status == 1
+    ((path, payload),) = invocations
+    assert "signals-pipeline-dev-CompactorFunction-abc" in path
+    assert payload == {"days": [DAY]}
+    out = capsys.readouterr().out
+    assert f"int_lock_compacted_daily/day={DAY} failed: gave up after 3 attempt(s)" in out
+    assert "lag: 7200 s" in out
