@@ -48,7 +48,7 @@ TOOLS := .venv-tools
 SAM := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 
-.PHONY: template-check artifacts lock build-IngesterFunction build-ParserFunction build-RegistryFunction build-ReconcilerFunction
+.PHONY: template-check artifacts lock build-IngesterFunction build-ParserFunction build-RegistryFunction build-ReconcilerFunction build-CompactorFunction
 
 # aws-sam-cli and checkov pin their own boto3 and friends, so each gets a virtualenv of its own.
 # Exact versions: a new release may add lint rules or checks, which must not turn CI red by itself.
@@ -71,7 +71,7 @@ template-check: $(STAMP) $(SAM) $(CHECKOV)
 lock: $(STAMP)
 	$(PY) -m deploy.build lock
 
-# Zipped artifacts of all four functions with a size report (build/lambda/).
+# Zipped artifacts of all five functions with a size report (build/lambda/).
 artifacts: $(STAMP)
 	$(PY) -m deploy.build all --out build/lambda
 
@@ -87,3 +87,6 @@ build-RegistryFunction:
 
 build-ReconcilerFunction:
 	$(PYTHON) -m deploy.build build reconciler --out "$(ARTIFACTS_DIR)"
+
+build-CompactorFunction:
+	$(PYTHON) -m deploy.build build compactor --out "$(ARTIFACTS_DIR)"
