@@ -32,10 +32,13 @@ from botocore.config import Config
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
+from signals.local.cloudwatch import CloudWatchPublisher
 from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
 from signals.local.gateway import AwsGateway
+from signals.local.lambda_api import LambdaInvoke
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
+from signals.local.resources import Provisioned, provision_resources
 from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
@@ -129,6 +132,8 @@ class LocalStack:
         self._saved_environ: dict[str, str | None] = {}
         self._clients: EndpointClients | None = None
         self._state_path: Path | None = None
+        self.provisioned = Provisioned()
+        self.cloudwatch: CloudWatchPublisher | None = None
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -294,6 +299,7 @@ class LocalStack:
             self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint
         )
         provision(self.wiring, self.client, settings.timings)
+        self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
         self._firehose.start()
         self._firehose_endpoint.start()
 
@@ -302,6 +308,8 @@ class LocalStack:
         for spec in self.wiring.functions.values():
             self.functions[spec.logical_id] = LocalFunction(spec, self._clients, self._routed)
             self.functions[spec.logical_id].load()
+        self._start_cloudwatch()
+        self.gateway.intercept("lambda", LambdaInvoke(lambda: {f.name: f for f in self.functions.values()}))
         self._start_event_sources()
         routes = [(route, self.functions[spec.logical_id])
                   for spec in self.wiring.functions.values() for route in spec.routes]
@@ -317,6 +325,20 @@ class LocalStack:
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _start_cloudwatch(self) -> None:
+        """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
+        assert self.wiring is not None
+        self.cloudwatch = CloudWatchPublisher(
+            self.client("logs"), self.client("cloudwatch"), self.provisioned.log_groups,
+            sqs=self.client("sqs"), queues=self.wiring.queues.values(), firehose=self._firehose,
+            json_platform_logs=self.provisioned.json_logs,
+        )
+        if self._routed is not None:
+            self._routed.add_sink(self.cloudwatch.sink)
+        for local in self.functions.values():
+            local.observers.append(self.cloudwatch)
+        self.cloudwatch.start()
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
@@ -355,6 +377,9 @@ class LocalStack:
             poller.join()
         if self._firehose_endpoint is not None:
             self._firehose_endpoint.stop()
+        if self.cloudwatch is not None:
+            self.cloudwatch.stop()  # sends what is pending
+            self.cloudwatch = None
         if self.settings.keep_dir is not None and self._clients is not None:
             try:
                 self.keep(self.settings.keep_dir)
