@@ -167,6 +167,11 @@ class LocalStack:
         return self._firehose_endpoint.url
 
     @property
+    def routed_output(self) -> RoutedStdout | None:
+        """The stdout router sending function output to the log files and CloudWatch (None when off)."""
+        return self._routed
+
+    @property
     def log_dir(self) -> Path:
         return signals_home() / "logs"
 
