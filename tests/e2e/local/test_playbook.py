@@ -25,8 +25,10 @@ from typing import Any
 import boto3
 import pytest
 
+from signals.env import resolve
 from signals.local.stack import LocalStack
 from signals.local.template import ResolvedTemplate
+from signals.ops.checks import StatusContext, check_queue
 from tests.e2e.local.conftest import API_KEY, post, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -258,6 +260,11 @@ def test_queue_age_is_the_oldest_waiting_message(stack: LocalStack) -> None:
         StartTime=datetime.now(UTC) - timedelta(minutes=2), EndTime=datetime.now(UTC) + timedelta(minutes=1),
         Period=60, Statistics=["Maximum"])["Datapoints"]
     assert max(p["Maximum"] for p in visible) >= 1
+    # `signals status` reads the same metric, as it does on AWS.
+    ctx = StatusContext(env=resolve("local"), hour=datetime.now(UTC), now=datetime.now(UTC) + timedelta(seconds=1))
+    (result,) = check_queue(ctx, "registry dlq", "RegistryDlqUrl")
+    assert result.details["oldest_age_s"] >= 2
+    assert "oldest n/a" not in result.figure
     # The message is still there, never received: its receive count is untouched.
     attributes = aws("sqs").get_queue_attributes(QueueUrl=dlq.url, AttributeNames=["ApproximateNumberOfMessages"])
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "1"
