@@ -243,7 +243,8 @@ class CloudWatchPublisher:
         while self._pending_metrics:
             namespace, datum = self._pending_metrics.popleft()
             by_namespace[namespace].append(datum)
-        for namespace, data in by_namespace.items():
+        for namespace, raw in by_namespace.items():
+            data = aggregate(raw)
             for start in range(0, len(data), MAX_DATA_PER_PUT):
                 chunk = data[start:start + MAX_DATA_PER_PUT]
                 self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=chunk)
@@ -304,6 +305,35 @@ class CloudWatchPublisher:
             data += [{"MetricName": metric, "Dimensions": dimensions, "Value": value, "Unit": unit,
                       "Timestamp": stamp} for metric, value, unit in values]
         return data
+
+
+def aggregate(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One datum per metric (name, dimensions, unit, resolution) with its StatisticValues.
+
+    What CloudWatch keeps of many values is their statistic set; moto stores every value sent as its
+    own datum, so a flush's values (one per invocation and metric) are sent as one set.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for datum in data:
+        key = (datum["MetricName"], tuple((d["Name"], d["Value"]) for d in datum["Dimensions"]),
+               datum.get("Unit"), datum.get("StorageResolution"))
+        groups.setdefault(key, []).append(datum)
+    result: list[dict[str, Any]] = []
+    for members in groups.values():
+        values = [v for m in members for v in (m["Values"] if "Values" in m else [m["Value"]])]
+        first = members[0]
+        merged: dict[str, Any] = {key: first[key] for key in ("MetricName", "Dimensions", "Unit",
+                                                                 "StorageResolution") if key in first}
+        stamps = [m["Timestamp"] for m in members if "Timestamp" in m]
+        if stamps:
+            merged["Timestamp"] = max(stamps)
+        if len(values) == 1:
+            merged["Value"] = values[0]
+        else:
+            merged["StatisticValues"] = {"SampleCount": float(len(values)), "Sum": float(sum(values)),
+                                         "Minimum": float(min(values)), "Maximum": float(max(values))}
+        result.append(merged)
+    return result
 
 
 def emf_metric_data(line: str) -> list[tuple[str, dict[str, Any]]]:

@@ -217,10 +217,17 @@ def test_function_logs_and_metrics_reach_cloudwatch(stack: LocalStack) -> None:
                 if {"Name": "service", "Value": "parser"} in m["Dimensions"]}
 
     assert wait_for(lambda: {"RowsOut", "RawObjects"} <= app_metrics(), timeout=15), app_metrics()
-    lambda_metrics = cloudwatch.get_metric_statistics(
-        Namespace="AWS/Lambda", MetricName="Invocations", Dimensions=[{"Name": "FunctionName", "Value": parser.name}],
-        StartTime=started, EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=60, Statistics=["Sum"])
-    assert sum(p["Sum"] for p in lambda_metrics["Datapoints"]) >= 1
+
+    def invocations() -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="Invocations",
+            Dimensions=[{"Name": "FunctionName", "Value": parser.name}],
+            StartTime=datetime.now(UTC) - timedelta(hours=1), EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60, Statistics=["Sum"])["Datapoints"]
+        return float(sum(p["Sum"] for p in points))
+
+    # Every invocation since the stack started (moto was reset then), as Lambda counts them.
+    assert wait_for(lambda: invocations() == parser.invocations, timeout=10), (invocations(), parser.invocations)
 
     stack.cloudwatch.sample()
     stack.cloudwatch.flush()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from signals.invoke import _lines_between
-from signals.local.cloudwatch import MAX_EVENTS_PER_PUT, CloudWatchPublisher, emf_metric_data
+from signals.local.cloudwatch import MAX_EVENTS_PER_PUT, CloudWatchPublisher, aggregate, emf_metric_data
 
 
 def emf(document: dict[str, Any]) -> str:
@@ -133,3 +133,14 @@ def test_signals_invoke_reads_one_invocation_from_start_to_report() -> None:
     assert _lines_between(events, "r1") is None  # REPORT not in yet
     events.append(event("s1", 5, '{"type": "platform.report", "record": {"requestId": "r1"}}'))
     assert _lines_between(events, "r1") == [e["message"] for e in events if e["logStreamName"] == "s1"][2:]
+
+
+def test_a_flush_sends_each_metric_once_as_its_statistic_set() -> None:
+    dimensions = [{"Name": "FunctionName", "Value": "fn"}]
+    data = [{"MetricName": "Duration", "Dimensions": dimensions, "Value": v, "Unit": "Milliseconds"} for v in (3, 1)]
+    data.append({"MetricName": "Duration", "Dimensions": dimensions, "Values": [8.0], "Unit": "Milliseconds"})
+    data.append({"MetricName": "Errors", "Dimensions": dimensions, "Value": 0.0, "Unit": "Count"})
+    merged = {d["MetricName"]: d for d in aggregate(data)}
+    assert merged["Duration"]["StatisticValues"] == {"SampleCount": 3.0, "Sum": 12.0, "Minimum": 1.0, "Maximum": 8.0}
+    assert merged["Errors"]["Value"] == 0.0
+    assert "Value" not in merged["Duration"]
