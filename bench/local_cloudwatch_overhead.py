@@ -40,7 +40,8 @@ def main() -> int:
         function = stack.function("ingester")
         publisher = stack.cloudwatch
         routed = stack.routed_output
-        assert publisher is not None and routed is not None
+        assert publisher is not None
+        assert routed is not None
         samples: dict[str, list[float]] = {"publisher off (baseline)": [], "publisher on": []}
         for _ in range(20):  # warm up both paths
             function.invoke(event)

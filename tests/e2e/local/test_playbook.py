@@ -132,9 +132,11 @@ def test_discovery_lists_the_template_resources(stack: LocalStack) -> None:
         group = groups[template.physical_name(resource.logical_id)]
         assert group["retentionInDays"] == int(resource.properties["RetentionInDays"])
 
-    rules = aws("events").list_rules(NamePrefix="local-tps-telemetry-registry")["Rules"]
+    reconciler_rules = aws("events").list_rules(NamePrefix="local-tps-telemetry-registry")["Rules"]
+    assert [r["Name"] for r in reconciler_rules] == [s.rule_name for s in stack.function("reconciler").spec.schedules]
+    rules = aws("events").list_rules()["Rules"]
     schedules = [s for f in stack.wiring.functions.values() for s in f.schedules]
-    assert {s.rule_name for s in schedules} <= {r["Name"] for r in rules}
+    assert {s.rule_name for s in schedules} == {r["Name"] for r in rules}
     for rule in rules:
         schedule = next(s for s in schedules if s.rule_name == rule["Name"])
         assert rule["ScheduleExpression"] == schedule.expression
