@@ -99,7 +99,7 @@ class Provisioned:
     json_logs: set[str] = field(default_factory=set)  # functions whose LoggingConfig.LogFormat is JSON
     rest_api_ids: dict[str, str] = field(default_factory=dict)  # by logical id
     rule_names: list[str] = field(default_factory=list)
-    mapping_uuids: list[str] = field(default_factory=list)
+    mappings: dict[str, tuple[str, str]] = field(default_factory=dict)  # uuid -> (function name, queue ARN)
 
 
 # --- from the template ---------------------------------------------------------------------------
@@ -289,7 +289,8 @@ def provision_resources(wiring: Wiring, client: ClientFactory, *, api_key: str) 
             provisioned.json_logs.add(spec.name)
         for mapping in requests.mappings:
             sent = {k: v for k, v in mapping.items() if not k.startswith("_")}
-            provisioned.mapping_uuids.append(lambda_client.create_event_source_mapping(**sent)["UUID"])
+            uuid = lambda_client.create_event_source_mapping(**sent)["UUID"]
+            provisioned.mappings[uuid] = (spec.name, str(sent["EventSourceArn"]))
     _detach_moto_event_sources(template)
     events = client("events")
     for function in template.of_type("AWS::Serverless::Function"):

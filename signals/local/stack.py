@@ -40,6 +40,7 @@ from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
 from signals.local.resources import Provisioned, provision_resources
 from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
+from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
 
@@ -316,6 +317,7 @@ class LocalStack:
         self._start_cloudwatch()
         self.gateway.intercept("lambda", LambdaInvoke(lambda: {f.name: f for f in self.functions.values()}))
         self._start_event_sources()
+        Switches(self.provisioned.mappings, lambda: self.pollers, lambda: self.schedules).install(self.gateway)
         routes = [(route, self.functions[spec.logical_id])
                   for spec in self.wiring.functions.values() for route in spec.routes]
         self._api = IngestApi(

@@ -348,3 +348,26 @@ def test_signals_invoke_from_another_process(stack: LocalStack, signals_home: Pa
                              timeout=60, cwd=ROOT, check=False)
     assert unknown.returncode == 1
     assert "telemetry-parser-service" in unknown.stderr
+
+
+def test_disabling_a_mapping_or_a_rule_stops_the_local_consumer(stack: LocalStack) -> None:
+    """The playbook's switches: `lambda update-event-source-mapping --no-enabled`, `events disable-rule`."""
+    lambda_client, events = aws("lambda"), aws("events")
+    registry = stack.function("registry")
+    (mapping,) = lambda_client.list_event_source_mappings(FunctionName=registry.name)["EventSourceMappings"]
+    (poller,) = [p for p in stack.pollers if p.function is registry]
+    try:
+        lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        assert poller.paused
+        assert lambda_client.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Disabled"
+    finally:
+        lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    assert not poller.paused
+    schedule = stack.schedule_of("reconciler")
+    try:
+        events.disable_rule(Name=schedule.spec.rule_name)
+        assert schedule.paused
+        assert events.describe_rule(Name=schedule.spec.rule_name)["State"] == "DISABLED"
+    finally:
+        events.enable_rule(Name=schedule.spec.rule_name)
+    assert not schedule.paused
