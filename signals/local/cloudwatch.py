@@ -21,8 +21,12 @@ stack, off the functions' hot path: the function side only appends to a queue (`
   DeliveryToS3.Records, DeliveryToS3.Success, DeliveryToS3.DataFreshness (age of the oldest
   buffered record).
 
-Not published: API Gateway's metrics, SQS's NumberOfMessagesSent/Received/Deleted, Lambda's
-Throttles (the local functions never throttle).
+- AWS/ApiGateway per API and stage (ApiName, Stage): Count, 4XXError, 5XXError, Latency of each
+  request the ingest API answers.
+
+Not published: SQS's NumberOfMessagesSent/Received/Deleted, Lambda's Throttles (the local functions
+never throttle), API Gateway's IntegrationLatency and the 4xx the HTTP server itself answers
+(a bad Content-Length, a body over 10 MiB).
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class CloudWatchPublisher:
         queues: Iterable[QueueSpec] = (),
         firehose: Any | None = None,
         json_platform_logs: Iterable[str] = (),
+        api: tuple[str, str] | None = None,
         flush_seconds: float = 0.5,
         sample_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
@@ -87,6 +92,8 @@ class CloudWatchPublisher:
         self._queues = list(queues)
         self._firehose = firehose
         self._json_platform = set(json_platform_logs)  # functions whose LogFormat is JSON
+        self._api_dimensions = ([{"Name": "ApiName", "Value": api[0]}, {"Name": "Stage", "Value": api[1]}]
+                                if api is not None else [])
         self.flush_seconds = flush_seconds
         self.sample_seconds = sample_seconds
         self._clock = clock
@@ -135,6 +142,15 @@ class CloudWatchPublisher:
                 "status": "error" if error else "success"}})
         return (f"END RequestId: {context.aws_request_id}\nREPORT RequestId: {context.aws_request_id}\t"
                 f"Duration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB")
+
+    def api_request(self, status: int, latency_s: float) -> None:
+        """One request the ingest API answered (IngestApi observer): API Gateway's metrics for its stage."""
+        stamp = datetime.fromtimestamp(self._clock(), tz=UTC)
+        for name, value, unit in (("Count", 1.0, "Count"), ("4XXError", float(400 <= status < 500), "Count"),
+                                  ("5XXError", float(status >= 500), "Count"),
+                                  ("Latency", latency_s * 1000, "Milliseconds")):
+            self._pending_metrics.append(("AWS/ApiGateway", {"MetricName": name, "Dimensions": self._api_dimensions,
+                                                             "Value": value, "Unit": unit, "Timestamp": stamp}))
 
     # --- lifecycle -------------------------------------------------------------------------------
 

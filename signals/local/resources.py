@@ -98,6 +98,7 @@ class Provisioned:
     log_groups: dict[str, str] = field(default_factory=dict)  # function name -> log group
     json_logs: set[str] = field(default_factory=set)  # functions whose LoggingConfig.LogFormat is JSON
     rest_api_ids: dict[str, str] = field(default_factory=dict)  # by logical id
+    rest_api_stages: dict[str, tuple[str, str]] = field(default_factory=dict)  # logical id -> (name, stage)
     rule_names: list[str] = field(default_factory=list)
     mappings: dict[str, tuple[str, str]] = field(default_factory=dict)  # uuid -> (function name, queue ARN)
 
@@ -303,6 +304,7 @@ def provision_resources(wiring: Wiring, client: ClientFactory, *, api_key: str) 
     for api in template.of_type("AWS::Serverless::Api"):
         requests_ = api_requests(template, api, functions)
         provisioned.rest_api_ids[api.logical_id] = _rest_api(apigateway, requests_, template.region, api_key)
+        provisioned.rest_api_stages[api.logical_id] = (str(requests_.create["name"]), requests_.stage_name)
     cloudwatch = client("cloudwatch")
     for resource in template.of_type("AWS::CloudWatch::Alarm"):
         cloudwatch.put_metric_alarm(**alarm_request(resource))

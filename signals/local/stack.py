@@ -323,6 +323,8 @@ class LocalStack:
             stage=self.wiring.stage_name,
             port=settings.port if settings.port else 0,
         )
+        if self.cloudwatch is not None:
+            self._api.observers.append(self.cloudwatch.api_request)
         self._api.start()
         self.outputs = self.template.outputs()
         self.outputs[Output.API_URL] = self._api.url
@@ -336,6 +338,7 @@ class LocalStack:
             self.client("logs"), self.client("cloudwatch"), self.provisioned.log_groups,
             sqs=self.client("sqs"), queues=self.wiring.queues.values(), firehose=self._firehose,
             json_platform_logs=self.provisioned.json_logs,
+            api=next(iter(self.provisioned.rest_api_stages.values()), None),
         )
         if self._routed is not None:
             self._routed.add_sink(self.cloudwatch.sink)

@@ -195,6 +195,9 @@ def test_function_logs_and_metrics_reach_cloudwatch(stack: LocalStack) -> None:
         status, _ = post(stack, "/v1/telemetry", body.encode(),
                          {"x-api-key": API_KEY, "content-type": "application/json"})
         assert status == 200
+        refused, _ = post(stack, "/v1/telemetry", body.encode(),
+                          {"x-api-key": "wrong", "content-type": "application/json"})
+        assert refused == 403
         assert stack.wait_until_drained(60, flush_firehose=True)
     logs = aws("logs")
     parser = stack.function("parser")
@@ -246,6 +249,18 @@ def test_function_logs_and_metrics_reach_cloudwatch(stack: LocalStack) -> None:
         Dimensions=[{"Name": "DeliveryStreamName", "Value": "telemetry-signals-lake-firehose"}],
         StartTime=started, EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=60, Statistics=["Sum"])
     assert sum(p["Sum"] for p in incoming["Datapoints"]) >= 1
+
+    # API Gateway's metrics for the stage, as the template's 5xx alarm and dashboard read them.
+    def api_sum(metric: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApiGateway", MetricName=metric,
+            Dimensions=[{"Name": "ApiName", "Value": "telemetry-signals-ingester-api"},
+                        {"Name": "Stage", "Value": stack.wiring.stage_name if stack.wiring else ""}],
+            StartTime=started, EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=60, Statistics=["Sum"])
+        return float(sum(p["Sum"] for p in points["Datapoints"]))
+
+    assert api_sum("Count") >= 2
+    assert api_sum("4XXError") >= 1
 
 
 def test_queue_age_is_the_oldest_waiting_message(stack: LocalStack) -> None:
