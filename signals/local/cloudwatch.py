@@ -50,6 +50,7 @@ MAX_EVENTS_PER_PUT: Final = 10_000  # PutLogEvents
 MAX_BYTES_PER_PUT: Final = 1_048_576  # PutLogEvents, counting 26 bytes per event
 MAX_DATA_PER_PUT: Final = 1000  # PutMetricData MetricData entries
 MAX_VALUES_PER_DATUM: Final = 150  # PutMetricData Values
+MAX_EVENT_BYTES: Final = 256 * 1024 - 26  # one log event, as CloudWatch Logs counts it
 
 
 @dataclass
@@ -217,7 +218,10 @@ class CloudWatchPublisher:
     def _add_line(self, function_name: str, buffer: _LogBuffer, stamp: float, line: str) -> None:
         if not line.strip():
             return
-        buffer.events.append({"timestamp": int(stamp * 1000), "message": line})
+        message = line
+        if len(line.encode("utf-8", "replace")) > MAX_EVENT_BYTES:  # CloudWatch refuses a larger event
+            message = line.encode("utf-8", "replace")[:MAX_EVENT_BYTES - 16].decode("utf-8", "ignore") + " [truncated]"
+        buffer.events.append({"timestamp": int(stamp * 1000), "message": message})
         if '"_aws"' in line:
             for namespace, datum in emf_metric_data(line):
                 self._pending_metrics.append((namespace, datum))

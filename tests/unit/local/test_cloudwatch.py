@@ -144,3 +144,15 @@ def test_a_flush_sends_each_metric_once_as_its_statistic_set() -> None:
     assert merged["Duration"]["StatisticValues"] == {"SampleCount": 3.0, "Sum": 12.0, "Minimum": 1.0, "Maximum": 8.0}
     assert merged["Errors"]["Value"] == 0.0
     assert "Value" not in merged["Duration"]
+
+
+def test_a_line_over_the_event_size_limit_is_cut_not_lost() -> None:
+    logs = FakeLogs()
+    logs.create_log_group("/aws/lambda/fn")
+    publisher = CloudWatchPublisher(logs, FakeCloudWatch(), {"fn": "/aws/lambda/fn"})
+    publisher.sink("fn", "x" * 300_000 + "\nnext\n")
+    publisher.flush()
+    (_, _, events), = logs.puts
+    assert len(events[0]["message"].encode()) + 26 <= 256 * 1024
+    assert events[0]["message"].endswith("[truncated]")
+    assert events[1]["message"] == "next"
