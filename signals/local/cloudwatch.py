@@ -212,8 +212,8 @@ class CloudWatchPublisher:
                 self._add_line(function_name, buffer, self._clock(), buffer.partial)
                 buffer.partial = ""
             if buffer.events:
-                self._put_events(function_name, buffer.events)
-                buffer.events = []
+                events, buffer.events = buffer.events, []  # a batch moto refuses is logged once, not retried forever
+                self._put_events(function_name, events)
 
     def _add_line(self, function_name: str, buffer: _LogBuffer, stamp: float, line: str) -> None:
         if not line.strip():
