@@ -32,11 +32,15 @@ from botocore.config import Config
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
+from signals.local.cloudwatch import CloudWatchPublisher
 from signals.local.firehose import FirehoseStandIn, interceptor
 from signals.local.gateway import AwsGateway
+from signals.local.lambda_api import LambdaInvoke
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
+from signals.local.resources import Provisioned, provision_resources
 from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
+from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
 
@@ -128,6 +132,8 @@ class LocalStack:
         self._saved_environ: dict[str, str | None] = {}
         self._clients: EndpointClients | None = None
         self._state_path: Path | None = None
+        self.provisioned = Provisioned()
+        self.cloudwatch: CloudWatchPublisher | None = None
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -159,6 +165,11 @@ class LocalStack:
     def firehose_endpoint_url(self) -> str:
         """Where Firehose answers: the embedded AWS endpoint itself (the stand-in intercepts it there)."""
         return self.aws_endpoint_url
+
+    @property
+    def routed_output(self) -> RoutedStdout | None:
+        """The stdout router sending function output to the log files and CloudWatch (None when off)."""
+        return self._routed
 
     @property
     def log_dir(self) -> Path:
@@ -291,6 +302,7 @@ class LocalStack:
         self._set_process_environ()
         self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
         provision(self.wiring, self.client, settings.timings)
+        self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
         self._firehose.start()
 
         if settings.route_function_output:
@@ -298,7 +310,10 @@ class LocalStack:
         for spec in self.wiring.functions.values():
             self.functions[spec.logical_id] = LocalFunction(spec, self._clients, self._routed)
             self.functions[spec.logical_id].load()
+        self._start_cloudwatch()
+        self.gateway.intercept("lambda", LambdaInvoke(lambda: {f.name: f for f in self.functions.values()}))
         self._start_event_sources()
+        Switches(self.provisioned.mappings, lambda: self.pollers, lambda: self.schedules).install(self.gateway)
         routes = [(route, self.functions[spec.logical_id])
                   for spec in self.wiring.functions.values() for route in spec.routes]
         self._api = IngestApi(
@@ -308,11 +323,28 @@ class LocalStack:
             stage=self.wiring.stage_name,
             port=settings.port if settings.port else 0,
         )
+        if self.cloudwatch is not None:
+            self._api.observers.append(self.cloudwatch.api_request)
         self._api.start()
         self.outputs = self.template.outputs()
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _start_cloudwatch(self) -> None:
+        """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
+        assert self.wiring is not None
+        self.cloudwatch = CloudWatchPublisher(
+            self.client("logs"), self.client("cloudwatch"), self.provisioned.log_groups,
+            sqs=self.client("sqs"), queues=self.wiring.queues.values(), firehose=self._firehose,
+            json_platform_logs=self.provisioned.json_logs,
+            api=next(iter(self.provisioned.rest_api_stages.values()), None),
+        )
+        if self._routed is not None:
+            self._routed.add_sink(self.cloudwatch.sink)
+        for local in self.functions.values():
+            local.observers.append(self.cloudwatch)
+        self.cloudwatch.start()
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
@@ -349,6 +381,9 @@ class LocalStack:
             poller.stop()
         for poller in self.pollers:
             poller.join()
+        if self.cloudwatch is not None:
+            self.cloudwatch.stop()  # sends what is pending
+            self.cloudwatch = None
         if self.settings.keep_dir is not None and self._clients is not None:
             try:
                 self.keep(self.settings.keep_dir)
