@@ -274,3 +274,167 @@ def iter_all_fields() -> Iterable[tuple[TableSpec, FieldSpec]]:
     for table in TABLES:
         for spec in table.fields:
             yield table, spec
+
+
+# --- compacted layer (docs/data-contract.md, "Compacted tables") ---------------------------------
+#
+# The verified tables are at least once (a client retry or a redelivery adds a copy); the compacted
+# Iceberg tables keep one row per event. Each is the verified table's columns plus `day` and `hour`,
+# partitioned by `day`, in the Glue database `alerts_database(env)`; the data-quality tables live in
+# `audit_database(env)`. The compactor, the template generator and the local stack derive everything
+# about these tables from the definitions below.
+
+
+def alerts_database(env: str) -> str:
+    """Glue database of the compacted tables (`telemetry_alerts_{env}`)."""
+    return f"telemetry_alerts_{env}"
+
+
+def audit_database(env: str) -> str:
+    """Glue database of the data-quality audit tables (`telemetry_alerts_{env}_dq_audit`)."""
+    return f"telemetry_alerts_{env}_dq_audit"
+
+
+#: Key prefix of the compacted tables' data and metadata in the dbt bucket (`{prefix}{table}/`).
+COMPACTED_DATA_PREFIX: Final = "dbt/data/"
+#: Columns that say when and where a copy arrived rather than what it says.
+ARRIVAL_COLUMNS: Final[tuple[str, ...]] = ("received_at", *(f.name for f in LINEAGE))
+
+DAY_FIELD: Final = FieldSpec(
+    "day", Kind.STRING, "Event day, UTC (YYYY-MM-DD): the verified partition's day; the partition column.",
+    required=True, derived=True,
+)
+HOUR_FIELD: Final = FieldSpec(
+    "hour", Kind.STRING, "Event hour, UTC (HH): the verified partition's hour.", required=True, derived=True
+)
+
+
+@dataclass(frozen=True)
+class CompactedTableSpec:
+    """A compacted (deduplicated, daily) Iceberg table over one verified table."""
+
+    name: str
+    source: TableSpec
+    #: The column copies of one event share (`event_id`); None: the key is a fingerprint of
+    #: `content_columns` (OTLP records carry no id).
+    key_column: str | None
+    description: str
+
+    @property
+    def type_value(self) -> str:
+        return self.source.type_value
+
+    @property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return (*self.source.fields, DAY_FIELD, HOUR_FIELD)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def content_columns(self) -> tuple[str, ...]:
+        """What a copy says: every verified column but `received_at` and the lineage."""
+        return tuple(f.name for f in self.source.fields if f.name not in ARRIVAL_COLUMNS)
+
+    @property
+    def data_prefix(self) -> str:
+        """Key prefix of the table's data and metadata in the dbt bucket."""
+        return f"{COMPACTED_DATA_PREFIX}{self.name}/"
+
+
+def _compacted(source: TableSpec) -> CompactedTableSpec:
+    device = source.type_value != OTLP_TYPE
+    return CompactedTableSpec(
+        name=f"int_{source.type_value}_compacted_daily",
+        source=source,
+        key_column="event_id" if device else None,
+        description=(
+            f"{source.description.split(',')[0]}, deduplicated: one row per "
+            + ("event_id" if device else "log record (content fingerprint)")
+            + " and day, the earliest copy."
+        ),
+    )
+
+
+COMPACTED_TABLES: Final[tuple[CompactedTableSpec, ...]] = tuple(_compacted(t) for t in TABLES)
+COMPACTED_BY_TYPE: Final[Mapping[str, CompactedTableSpec]] = {t.type_value: t for t in COMPACTED_TABLES}
+COMPACTED_BY_NAME: Final[Mapping[str, CompactedTableSpec]] = {t.name: t for t in COMPACTED_TABLES}
+
+
+@dataclass(frozen=True)
+class AuditTableSpec:
+    """A data-quality table in `audit_database(env)`, written by the compactor."""
+
+    name: str
+    fields: tuple[FieldSpec, ...]
+    description: str
+    partition_column: str = "day"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def data_prefix(self) -> str:
+        return f"{COMPACTED_DATA_PREFIX}dq_audit/{self.name}/"
+
+
+_RUN_ID = FieldSpec("run_id", Kind.STRING, "Compactor run that wrote the row.", required=True)
+_TABLE_NAME = FieldSpec("table_name", Kind.STRING, "Compacted table (e.g. int_lock_compacted_daily).", required=True)
+_AUDIT_DAY = FieldSpec("day", Kind.STRING, "Event day (UTC, YYYY-MM-DD) compacted.", required=True)
+
+COMPACTION_RUNS: Final = AuditTableSpec(
+    name="compaction_runs",
+    description="One row per compactor run, table and day: what was read, inserted and dropped.",
+    fields=(
+        _RUN_ID,
+        FieldSpec("started_at", Kind.TIMESTAMP_US, "When the run started.", required=True),
+        _TABLE_NAME,
+        _AUDIT_DAY,
+        FieldSpec("verified_rows", Kind.INT, "Verified rows read for the day, every copy."),
+        FieldSpec("inserted", Kind.INT, "Rows added to the compacted table."),
+        FieldSpec("replaced", Kind.INT,
+                  "Compacted rows replaced by an earlier copy of the same event that arrived after them."),
+        FieldSpec("natural_duplicates", Kind.INT, "Copies with the same key and content, dropped."),
+        FieldSpec("conflicting_duplicates", Kind.INT,
+                  "Copies with the same key and other content (see duplicate_conflicts)."),
+        FieldSpec("late_rows", Kind.INT,
+                  "Rows written (inserted or replaced) whose event day is before the day they were received."),
+        FieldSpec("engine", Kind.STRING, "`athena` or `local` (DuckDB + pyiceberg)."),
+        FieldSpec("duration_ms", Kind.INT, "Time spent on this table and day."),
+        FieldSpec("outcome", Kind.STRING,
+                  "`succeeded`, `failed`, or `stopped` (out of time: the next run compacts the day)."),
+        FieldSpec("error", Kind.STRING, "Why it failed, when it did."),
+    ),
+)
+
+DUPLICATE_CONFLICTS: Final = AuditTableSpec(
+    name="duplicate_conflicts",
+    description="Copies kept out of a compacted table because they share a key with other content.",
+    fields=(
+        _RUN_ID,
+        FieldSpec("detected_at", Kind.TIMESTAMP_US, "When the run found it.", required=True),
+        _TABLE_NAME,
+        _AUDIT_DAY,
+        FieldSpec("event_key", Kind.STRING, "The shared key: event_id (devices) or content fingerprint (OTLP).",
+                  required=True),
+        FieldSpec("kept_source_key", Kind.STRING, "Raw object of the copy in the compacted table."),
+        FieldSpec("kept_source_line", Kind.INT, "Its line."),
+        FieldSpec("kept_received_at", Kind.TIMESTAMP_US, "Its received_at."),
+        FieldSpec("conflicting_source_key", Kind.STRING, "Raw object of the copy kept out."),
+        FieldSpec("conflicting_source_line", Kind.INT, "Its line."),
+        FieldSpec("conflicting_received_at", Kind.TIMESTAMP_US, "Its received_at."),
+        FieldSpec("differing_columns", Kind.STRING, "Content columns whose values differ, comma-separated."),
+        FieldSpec("conflicting_row", Kind.STRING, "The copy kept out, as a JSON object of its content columns."),
+    ),
+)
+
+AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS)
+#: The quarantine bucket's JSON lines as a Glue table in the audit database (partition projection).
+QUARANTINE_RECORDS_TABLE: Final = "quarantine_records"
+
+
+def compacted_glue_columns(table: CompactedTableSpec | AuditTableSpec) -> list[dict[str, str]]:
+    """Glue `Columns` of a compacted or audit Iceberg table (the partition column included)."""
+    return [{"Name": f.name, "Type": glue_type(f.kind), "Comment": f.description[:255]} for f in table.fields]

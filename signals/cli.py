@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.command",
     "signals.local.demo",
     "signals.query",
+    "signals.compact",
+    "signals.invoke",
     "signals.parse_file",
     "signals.ops.status",
     "signals.ops.verify",
