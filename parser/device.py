@@ -304,7 +304,7 @@ def _own_line_columns(line: bytes, device_type: DeviceType) -> tuple[list[tuple[
                 pairs.append((key, orjson.dumps(value).decode()))
             else:
                 return None
-    return pairs, extra_json(record, device_type)
+    return pairs, extra_json(record, device_type, line)
 
 
 def _row_with_own_line(row: dict[str, Any], line: bytes, device_type: DeviceType) -> dict[str, Any] | None:

@@ -111,7 +111,7 @@ def validate_line(line: bytes, line_number: int, ctx: DeviceContext) -> tuple[st
         return rejection(Reason.EVENT_TIME_OUT_OF_RANGE, line_number, line, ("event_time", "out_of_range", problem))
     row["received_at"] = datetime.fromtimestamp(received_ms / 1000, tz=UTC)
     row["attributes"] = list(row["attributes"].items()) if row["attributes"] is not None else None
-    row["extra"] = extra_json(record, device_type)
+    row["extra"] = extra_json(record, device_type, line)
     row["source_key"] = ctx.source_key
     row["source_line"] = line_number
     return device_type.value, event_ms, row

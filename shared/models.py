@@ -24,6 +24,7 @@ from pydantic import (
     create_model,
 )
 
+from shared.jsontext import SPACE, may_round, member_key, member_value, members, minified
 from shared.schema import (
     DEVICE_FIELDS,
     ENVELOPE,
@@ -236,8 +237,41 @@ def validate_device_event(record: object) -> _DeviceEventBase:
         raise EventRejected(reason, "; ".join(f"{e.field}: {e.message}" for e in errors), errors) from None
 
 
-def extra_json(record: Mapping[str, Any], device_type: DeviceType) -> str | None:
-    """Unknown top-level fields (those typed for other device types included) as one JSON object."""
+def extra_json(record: Mapping[str, Any], device_type: DeviceType, line: bytes | None = None) -> str | None:
+    """Unknown top-level fields (those typed for other device types included) as one JSON object.
+
+    Keys sorted, values as orjson writes them; but when `line` (the record's own text) may hold a
+    number a double rounds (`shared.jsontext.may_round`), a value holding one keeps its text as sent.
+    """
     known = known_field_names(device_type)
+    if line is not None and may_round(line):
+        exact = _exact_extra(line, known)
+        if exact is not None:
+            return exact or None
     unknown = {key: value for key, value in record.items() if key not in known and value is not None}
     return orjson.dumps(unknown, option=orjson.OPT_SORT_KEYS).decode() if unknown else None
+
+
+def _exact_extra(line: bytes, known: frozenset[str]) -> str | None:
+    """`extra` from the line's text ("" when empty); None when the text cannot be split (use the record)."""
+    start = len(line) - len(line.lstrip(SPACE))
+    found = members(line, start) if line[start:start + 1] == b"{" else None
+    if found is None:
+        return None
+    values: dict[str, bytes] = {}
+    for span in found[0]:
+        key = member_key(line, span)
+        if key is None:
+            return None
+        if key in known:
+            continue
+        values[key] = member_value(line, span)  # a repeated key: the last one, as in a parse
+    parts = []
+    for key in sorted(values):
+        text = values[key]
+        if text == b"null":
+            continue  # null equals absent
+        if not may_round(text):  # as orjson writes it, so the text matches the record-built extra
+            text = orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+        parts.append(orjson.dumps(key) + b":" + minified(text))
+    return (b"{" + b",".join(parts) + b"}").decode() if parts else ""

@@ -223,3 +223,12 @@ def test_vertical_tab_or_form_feed_is_not_a_blank_line(ctx: DeviceContext, odd: 
         assert reasons_of(result) == reasons_of(reference)
         assert "invalid_json" in reasons_of(result).values()
         assert result.blank_lines == reference.blank_lines == (1 if len(lines) > 1 else 0)
+
+
+def test_extra_keeps_numbers_a_double_would_round(ctx: DeviceContext) -> None:
+    exact = line("b")[:-1] + b',"big":18446744073709551616,"f":9007199254740993.0,"n":{"z":1,"a":"\\u00e9"},"e":null}'
+    lines = [line("a"), exact, line("c")[:-1] + b',"id":12345678901234567,"t":"\\u00e9"}']
+    rows = rows_of(parse_block(block_of(lines), 1, ctx))
+    assert rows[2][2]["extra"] == '{"big":18446744073709551616,"f":9007199254740993.0,"n":{"a":"é","z":1}}'
+    assert rows[3][2]["extra"] == '{"id":12345678901234567,"t":"é"}'
+    assert rows == rows_of(per_line_only(enumerate(lines, start=1), ctx))
