@@ -5,6 +5,12 @@ environment mapping from the template (never `os.environ`), gets a Lambda contex
 (request id, remaining time from the template's Timeout) and runs one invocation at a time (the
 handlers keep per-invocation state at module level, as Lambda allows).
 
+An invocation can be killed (`LocalFunction.kill`), as Lambda ends one on a timeout, out of memory
+or a crashed runtime: its threads stop at their next AWS call (`InvocationKilled`, a BaseException
+no handler catches), whatever they wrote so far stays written, the caller gets `FunctionKilled`
+instead of a response, and the next invocation starts cold (the handler is built again). The hooks
+that stop it are on the function's own boto3 session, so each function needs clients of its own.
+
 What a function prints (Powertools' JSON logs, EMF metrics, warnings, tracebacks) goes to
 `SIGNALS_HOME/logs/{function}.log` instead of the console: `RoutedStdout` (on stdout and stderr)
 sends writes made while a function runs to that function's file and leaves every other write alone.
@@ -34,6 +40,30 @@ from signals.local.wiring import FunctionSpec
 log = logging.getLogger("signals.local")
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
+
+#: Marks a function's AWS requests (botocore's user agent), so the embedded AWS knows who is calling.
+USER_AGENT_MARK = "signals-local-function/"
+
+
+def function_user_agent(function_name: str) -> str:
+    """`user_agent_extra` for a function's clients (read back by `function_of_user_agent`)."""
+    return f"{USER_AGENT_MARK}{function_name}"
+
+
+def function_of_user_agent(user_agent: str) -> str | None:
+    """The function that sent a request, from its User-Agent header (None: not a function's request)."""
+    start = user_agent.find(USER_AGENT_MARK)
+    if start < 0:
+        return None
+    return user_agent[start + len(USER_AGENT_MARK):].split(" ", 1)[0] or None
+
+
+class InvocationKilled(BaseException):
+    """Raised in a killed invocation's threads at their next AWS call; a BaseException, so no handler catches it."""
+
+
+class FunctionKilled(RuntimeError):
+    """The invocation was killed: it ended without a response (what Lambda reports for a timeout or crash)."""
 
 
 class LambdaContext:
@@ -152,7 +182,14 @@ class LocalFunction:
         self.invocations = 0
         self.errors = 0
         self.overruns = 0  # invocations that ran past the template's Timeout
+        self.kills = 0  # invocations killed (`kill`)
         self.busy = False
+        self._kill_reason: str | None = None
+        session = getattr(clients, "session", None)
+        if session is not None:
+            # Every client the handler creates from this session stops a killed invocation.
+            session.events.register("before-send", self._stop_if_killed)
+            session.events.register("needs-retry", self._stop_if_killed)
 
     @property
     def name(self) -> str:
@@ -193,9 +230,26 @@ class LocalFunction:
                     if isinstance(own, logging.StreamHandler) and own.stream not in (self._routed, stderr):
                         own.setStream(self._routed)
 
+    def kill(self, reason: str) -> bool:
+        """End the running invocation at its next AWS call, as Lambda would kill it; False when none runs.
+
+        Called from any thread (an interceptor of the embedded AWS, for example). What the invocation
+        wrote before stays; the request being answered when the kill came is not acted upon.
+        """
+        if not self.busy:
+            return False
+        self._kill_reason = reason
+        return True
+
+    def _stop_if_killed(self, **_: Any) -> None:
+        reason = self._kill_reason
+        if reason is not None:
+            raise InvocationKilled(reason)
+
     def invoke(self, event: Mapping[str, Any]) -> Any:
         with self._lock:
             self.busy = True
+            self._kill_reason = None
             previous = None
             if self._routed is not None:
                 previous = self._routed.current()
@@ -206,7 +260,9 @@ class LocalFunction:
                 self.invocations += 1
                 started = time.monotonic()
                 try:
-                    return self._handler(event, LambdaContext(self.spec))
+                    response = self._handler(event, LambdaContext(self.spec))
+                except InvocationKilled as killed:
+                    raise self._killed(str(killed)) from None
                 finally:
                     elapsed = time.monotonic() - started
                     if elapsed > self.spec.timeout_seconds:
@@ -215,12 +271,23 @@ class LocalFunction:
                         print(f"signals local: {self.spec.name} ran {elapsed:.1f} s, over its "
                               f"{self.spec.timeout_seconds} s timeout (Lambda would have stopped it)",
                               file=sys.stderr)
+                if self._kill_reason is not None:  # killed after its last AWS call: the response is lost too
+                    raise self._killed(self._kill_reason)
+                return response
             except Exception:
                 self.errors += 1
                 # Lambda logs an unhandled error to the function's log; so do we (the file, not the console).
                 traceback.print_exc(file=sys.stderr)
                 raise
             finally:
+                self._kill_reason = None
                 if self._routed is not None:
                     self._routed.route_to(previous)
                 self.busy = False
+
+    def _killed(self, reason: str) -> FunctionKilled:
+        """Count the kill and start the next invocation cold, as Lambda replaces a killed environment."""
+        self.kills += 1
+        self._handler = None
+        print(f"signals local: {self.spec.name} invocation killed ({reason})", file=sys.stderr)
+        return FunctionKilled(f"{self.spec.name}: invocation killed ({reason})")

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,7 +36,13 @@ from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
 from signals.local.gateway import AwsGateway
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
-from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
+from signals.local.runtime import (
+    LocalFunction,
+    RoutedStdout,
+    function_user_agent,
+    install_routed_stdout,
+    uninstall_routed_stdout,
+)
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
 
@@ -83,6 +89,9 @@ class LocalSettings:
     route_function_output: bool = True  # function logs and EMF metrics to SIGNALS_HOME/logs/
     run_schedules: bool = True
     drain_on_stop_seconds: float = 10.0
+    # Variables merged over a function's template environment, by function name or module
+    # ("reconciler.app"): local-only tuning such as the reconciler's grace periods (`signals chaos`).
+    function_environment: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class EndpointClients(Clients):
@@ -282,6 +291,11 @@ class LocalStack:
             document, parameters=parameters, stack_name=stack_name("local"), endpoint=self._aws_endpoint
         )
         self.wiring = read_wiring(self.template)
+        for logical_id, spec in list(self.wiring.functions.items()):
+            extra = {**settings.function_environment.get(spec.module, {}),
+                     **settings.function_environment.get(spec.name, {})}
+            if extra:
+                self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})
 
         # The stand-in and its endpoint come first: every client, the ingester's too, is bound to its URL.
         raw_s3 = self.session().client("s3", endpoint_url=self._aws_endpoint, config=DEFAULT_CONFIG)
@@ -300,7 +314,7 @@ class LocalStack:
         if settings.route_function_output:
             self._routed = install_routed_stdout(self.log_dir)
         for spec in self.wiring.functions.values():
-            self.functions[spec.logical_id] = LocalFunction(spec, self._clients, self._routed)
+            self.functions[spec.logical_id] = LocalFunction(spec, self._function_clients(spec.name), self._routed)
             self.functions[spec.logical_id].load()
         self._start_event_sources()
         routes = [(route, self.functions[spec.logical_id])
@@ -317,6 +331,16 @@ class LocalStack:
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _function_clients(self, function_name: str) -> EndpointClients:
+        """Clients of one function's own (as each Lambda function has its own environment and role).
+
+        Its requests carry the function's name in the user agent, and its session's hooks can end a
+        killed invocation (`LocalFunction.kill`) without touching another function's calls.
+        """
+        assert self._firehose_endpoint is not None
+        config = DEFAULT_CONFIG.merge(Config(user_agent_extra=function_user_agent(function_name)))
+        return EndpointClients(self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint, config)
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
