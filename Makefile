@@ -43,7 +43,7 @@ TOOLS := .venv-tools
 SAM := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 
-.PHONY: template-check artifacts lock build-IngesterFunction build-ParserFunction build-RegistryFunction build-ReconcilerFunction
+.PHONY: template-check artifacts lock build-IngesterFunction build-ParserFunction build-RegistryFunction build-ReconcilerFunction build-CompactorFunction
 
 # aws-sam-cli and checkov pin their own boto3 and friends, so each gets a virtualenv of its own.
 # Exact versions: a new release may add lint rules or checks, which must not turn CI red by itself.
@@ -66,7 +66,7 @@ template-check: install $(SAM) $(CHECKOV)
 lock: install
 	$(PY) -m deploy.build lock
 
-# Zipped artifacts of all four functions with a size report (build/lambda/).
+# Zipped artifacts of all five functions with a size report (build/lambda/).
 artifacts: install
 	$(PY) -m deploy.build all --out build/lambda
 
@@ -82,3 +82,6 @@ build-RegistryFunction:
 
 build-ReconcilerFunction:
 	$(PYTHON) -m deploy.build build reconciler --out "$(ARTIFACTS_DIR)"
+
+build-CompactorFunction:
+	$(PYTHON) -m deploy.build build compactor --out "$(ARTIFACTS_DIR)"

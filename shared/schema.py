@@ -393,6 +393,8 @@ COMPACTION_RUNS: Final = AuditTableSpec(
         _AUDIT_DAY,
         FieldSpec("verified_rows", Kind.INT, "Verified rows read for the day."),
         FieldSpec("inserted", Kind.INT, "Rows added to the compacted table."),
+        FieldSpec("replaced", Kind.INT,
+                  "Compacted rows replaced by an earlier copy of the same event that arrived after them."),
         FieldSpec("natural_duplicates", Kind.INT, "Copies with the same key and content, dropped."),
         FieldSpec("conflicting_duplicates", Kind.INT,
                   "Copies with the same key and other content (see duplicate_conflicts)."),

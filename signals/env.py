@@ -46,6 +46,13 @@ class Output:
     OTLP_FIREHOSE: Final = "OtlpFirehoseName"
     RECONCILER_FUNCTION: Final = "ReconcilerFunctionName"
     HUMAN_WORKGROUP: Final = "HumanWorkgroup"
+    # The compacted layer (issue 11).
+    DBT_BUCKET: Final = "DbtBucket"
+    ARTIFACTS_BUCKET: Final = "ArtifactsBucket"
+    ALERTS_DATABASE: Final = "AlertsDatabase"
+    AUDIT_DATABASE: Final = "AuditDatabase"
+    COMPACTOR_FUNCTION: Final = "CompactorFunctionName"
+    DBT_WORKGROUP: Final = "DbtWorkgroup"
 
 
 def local_state_path() -> Path:

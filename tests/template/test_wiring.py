@@ -235,9 +235,14 @@ def test_custom_domain_only_when_domain_and_certificate_are_given(template: dict
 # --- schedule ------------------------------------------------------------------------------------
 
 
+def _rule_of(resources: Resources, function_id: str) -> dict[str, Any]:
+    (rule,) = [r for _, r in of_type(resources, "AWS::Events::Rule")
+               if [target(t["Arn"]) for t in r["Properties"]["Targets"]] == [function_id]]
+    return rule
+
+
 def test_reconciler_runs_every_15_minutes_on_the_named_rule(resources: Resources) -> None:
-    ((_, rule),) = of_type(resources, "AWS::Events::Rule")
-    props = rule["Properties"]
+    props = _rule_of(resources, "ReconcilerFunction")["Properties"]
     assert props["ScheduleExpression"] == "cron(0/15 * * * ? *)"
     assert props["Name"] == {"Fn::Sub": "${Environment}-tps-telemetry-registry-reconciler"}
     assert props["State"] == "ENABLED"
@@ -368,7 +373,7 @@ def test_registry_table_matches_the_key_design(resources: Resources) -> None:
 
 def test_buckets_are_private_encrypted_and_tls_only(resources: Resources) -> None:
     buckets = dict(of_type(resources, "AWS::S3::Bucket"))
-    assert len(buckets) == 5
+    assert len(buckets) == 7
     policies = {
         target(p["Properties"]["Bucket"]): p["Properties"] for _, p in of_type(resources, "AWS::S3::BucketPolicy")
     }
