@@ -13,8 +13,11 @@ Phases:
 
 Local grace periods (LOCAL_ENVIRONMENT): the reconciler leaves raw objects alone for 15 s
 (template: 30 min) and verified files for 9 s (template: 20 min; the registry's local batching
-window plus visibility timeout is 3.5 s); the ingester's Firehose retry budget is 3 s (template:
-10 s), so a Firehose outage of a few seconds reaches clients as a 503 with Retry-After.
+window plus visibility timeout is 3.5 s); the compactor takes registry updates older than 2 s
+(template: 120 s) and its lease lasts 20 s (template: 960 s, longer than its 900 s timeout; a
+killed run keeps the lease until it expires); the ingester's Firehose retry budget is 3 s
+(template: 10 s), so a Firehose outage of a few seconds reaches clients as a 503 with Retry-After.
+The compactor runs every 15 s while clients send (template: hourly).
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ LOCAL_ENVIRONMENT: Final = {
     "reconciler.app": {"RAW_GRACE_MINUTES": str(RAW_GRACE_MINUTES),
                        "REGISTRY_GRACE_MINUTES": str(REGISTRY_GRACE_MINUTES)},
     "ingester.app": {"FIREHOSE_RETRY_BUDGET_S": "3"},
+    "compactor.app": {"SETTLE_SECONDS": "2", "LEASE_SECONDS": "20"},
 }
+#: How often the compactor runs while clients send (template: hourly).
+COMPACT_EVERY_S: Final = 15.0
 #: Reconciler counts that are bookkeeping, not repairs.
 _NOT_REPAIRS: Final = frozenset({"verified_prefixes_listed", "raw_prefixes_listed"})
 
@@ -69,6 +75,49 @@ class Progress:
         if self.out is not None:
             self.out.write(f"  [{time.monotonic() - self.started:6.1f} s] {text}\n")
             self.out.flush()
+
+
+class Compactions:
+    """The compactor's runs (its return values), for the report and the settle phase."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.skipped = 0
+        self.failed_runs = 0
+        self.days_compacted = 0
+        self.days_failed = 0
+        self.totals: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def run(self, stack: Any) -> dict[str, Any] | None:
+        compactor = _compactor(stack)
+        if compactor is None:
+            return None
+        try:
+            result = stack.run_schedule(compactor.spec.module)
+        except Exception:
+            with self._lock:
+                self.failed_runs += 1
+            log.info("compactor run failed (see its log)", exc_info=True)
+            return None
+        with self._lock:
+            self.runs += 1
+            self.skipped += int(bool(result.get("skipped")))
+            self.days_compacted += int(result.get("days_compacted") or 0)
+            self.days_failed += int(result.get("days_failed") or 0)
+            self.totals.update({k: int(v) for k, v in (result.get("totals") or {}).items()})
+        return dict(result)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "killed_or_failed": self.failed_runs, "skipped_lease_held": self.skipped,
+                "days_compacted": self.days_compacted, "days_failed": self.days_failed,
+                **dict(sorted(self.totals.items()))}
+
+
+def quiet(result: dict[str, Any] | None) -> bool:
+    """A compactor run that found nothing left to do."""
+    return (result is not None and not result.get("skipped") and result.get("complete", True)
+            and not result.get("days_compacted") and not result.get("days_failed"))
 
 
 class Repairs:
@@ -116,12 +165,6 @@ def _compactor(stack: Any) -> Any | None:
     return None
 
 
-def run_compactor(stack: Any) -> Any:
-    compactor = _compactor(stack)
-    assert compactor is not None
-    return stack.run_schedule(compactor.spec.module)
-
-
 def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Report:
     from signals.local.stack import LocalSettings, LocalStack  # noqa: PLC0415 (moto loads with it)
     from signals.local.wiring import LocalTimings  # noqa: PLC0415
@@ -131,6 +174,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
     planned = fault_schedule.draw(settings.seed, seconds, settings.faults)
     ledger = Ledger()
     repairs = Repairs()
+    compactions = Compactions()
     stack_settings = LocalSettings(
         port=settings.port, aws_port=settings.aws_port, api_key="chaos-key", write_state=False,
         run_schedules=False, keep_dir=settings.keep_dir, drain_on_stop_seconds=0,
@@ -150,6 +194,10 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
             while not stop_background.wait(settings.reconcile_seconds):
                 repairs.run(stack)
 
+        def compact_periodically() -> None:
+            while not stop_background.wait(COMPACT_EVERY_S):
+                compactions.run(stack)
+
         def inject_on_schedule(started: float) -> None:
             for injection in planned:
                 if stop_background.wait(max(0.0, started + injection.at_s - time.monotonic())):
@@ -162,6 +210,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
         send_started = time.monotonic()
         background = [
             threading.Thread(target=reconcile_periodically, name="chaos-reconciler", daemon=True),
+            threading.Thread(target=compact_periodically, name="chaos-compactor", daemon=True),
             threading.Thread(target=inject_on_schedule, args=(send_started,), name="chaos-faults", daemon=True),
         ]
         for thread in background:
@@ -180,7 +229,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
                      f"faults stopped (armed but unmet: {still_armed or 'none'})")
 
         settle_started = time.monotonic()
-        settled = settle(stack, repairs, settings.settle_timeout_s, progress)
+        settled = settle(stack, repairs, compactions, settings.settle_timeout_s, progress)
         settle_seconds = time.monotonic() - settle_started
         progress.say(f"settled in {settle_seconds:.1f} s" if settled else "did NOT settle in time")
 
@@ -198,6 +247,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
             "faults_planned": fault_schedule.counts(planned),
             "repairs": dict(sorted(repairs.counts.items())),
             "reconciler_runs": repairs.runs,
+            "compactor": compactions.as_dict(),
             "settle_seconds": round(settle_seconds, 1),
             "settled": settled,
             "dlq_messages": {name: sum(v) for name, v in depths.items() if name.endswith("_dlq") and any(v)},
@@ -221,44 +271,34 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
     return report
 
 
-def settle(stack: Any, repairs: Repairs, timeout_s: float, progress: Progress) -> bool:
-    """Drain, then reconcile until a run finds nothing to repair, then compact until nothing changes."""
+def settle(stack: Any, repairs: Repairs, compactions: Compactions, timeout_s: float, progress: Progress) -> bool:
+    """Drain, then reconcile until a run finds nothing to repair, then compact until a run has nothing to do."""
     deadline = time.monotonic() + timeout_s
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
     grace_s = max(RAW_GRACE_MINUTES, REGISTRY_GRACE_MINUTES) * 60 + 1.0
-    stack.firehose.flush_due(force=True)
-    while time.monotonic() < deadline:
-        if not stack.wait_until_drained(max(1.0, deadline - time.monotonic()), flush_firehose=True):
+    while True:
+        if time.monotonic() >= deadline or not stack.wait_until_drained(left(), flush_firehose=True):
             return False
         # Everything written so far must be older than the grace periods before a run can see it.
-        time.sleep(min(grace_s, max(0.0, deadline - time.monotonic())))
-        counts = repairs.run(stack)
-        found = {k: v for k, v in counts.items() if v}
+        time.sleep(min(grace_s, left()))
+        found = {k: v for k, v in repairs.run(stack).items() if v}
         progress.say(f"settle: reconciler run: {found or 'nothing to repair'}")
         if not found:
             break
-    else:
-        return False
     if _compactor(stack) is None:
-        return bool(stack.wait_until_drained(max(1.0, deadline - time.monotonic())))
-    for _ in range(5):
-        if time.monotonic() >= deadline:
-            return False
-        result = run_compactor(stack)
-        progress.say(f"settle: compactor run: {result}")
-        if not _changed(result):
+        return bool(stack.wait_until_drained(left()))
+    while time.monotonic() < deadline:
+        stack.wait_until_drained(left())
+        time.sleep(3.0)  # past the compactor's local settle period
+        result = compactions.run(stack)
+        summary = None if result is None else {k: result.get(k) for k in (
+            "skipped", "days_compacted", "days_failed", "complete")}
+        progress.say(f"settle: compactor run: {summary}")
+        if quiet(result):
             return True
-        stack.wait_until_drained(max(1.0, deadline - time.monotonic()))
-    return True
-
-
-def _changed(result: Any) -> bool:
-    """Whether a compactor run wrote anything (its run report's row counts)."""
-    if not isinstance(result, dict):
-        return False
-    for key in ("rows_inserted", "inserted", "days_compacted", "changed_days"):
-        value = result.get(key)
-        if isinstance(value, int | float) and value:
-            return True
-        if isinstance(value, list | dict) and value:
-            return True
+        if result is not None and result.get("skipped"):
+            time.sleep(min(5.0, left()))  # a killed run's lease: wait for it to expire
     return False

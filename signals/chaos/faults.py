@@ -40,6 +40,7 @@ import orjson
 from botocore.config import Config
 from werkzeug.wrappers import Response
 
+from shared.schema import alerts_database
 from signals.chaos.notifications import NotificationTap
 from signals.chaos.schedule import Injection
 from signals.chaos.tap import IngestTap
@@ -250,6 +251,15 @@ class Faults:
         caller = self._caller(request)
         if caller is None:
             return None
+        if request.operation == "UpdateTable" and self._is(caller, "compactor.app"):
+            database = str(request.json().get("DatabaseName", ""))
+            armed = self._take("crash_compactor")
+            if armed is not None and database == alerts_database("local") and caller.kill(
+                "crash_compactor: after the Iceberg commit, before the watermark"
+            ):
+                self._done("crash_compactor", armed)
+                self._hit("crash_compactor")
+                return None  # the commit (the table's new metadata location) goes through; the run dies after it
         if request.operation == "BatchCreatePartition" and self._is(caller, "registry.app"):
             armed = self._take("crash_registry")
             if armed is not None and caller.kill("crash_registry: after Glue, before DynamoDB"):
