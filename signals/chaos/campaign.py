@@ -260,6 +260,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
                 "gave_up": devices.stats.gave_up,
                 "log_records_emitted": app.emitted,
                 "answers_kept_from_client": ledger.answers_kept_from_client,
+                "answers_after_the_client_timed_out": tap.client_gone,
                 "exchanges_the_ledger_could_not_read": tap.ledger_errors,
                 "api_answers": dict(sorted(ledger.answers.items())),
             },

@@ -48,6 +48,7 @@ class IngestTap(BackgroundHttpServer):
         self._to_lose: list[str] = []  # "dropped" | "timed_out", one per answer to keep from its client
         self.lost = {"dropped": 0, "timed_out": 0}
         self.ledger_errors = 0  # exchanges the ledger could not read
+        self.client_gone = 0  # answers the client had stopped waiting for (its own timeout)
         self._local = threading.local()
         super().__init__(_handler_class(self), name="ingest-tap", port=port, request_queue_size=128)
 
@@ -125,13 +126,19 @@ def _handler_class(tap: IngestTap) -> type[BaseHTTPRequestHandler]:
                     time.sleep(tap.stall_seconds)
                 self.close_connection = True
                 return
-            self.send_response(status)
-            for name, value in response_headers.items():
-                if name not in _HOP_BY_HOP and name not in ("content-length", "date", "server"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                for name, value in response_headers.items():
+                    if name not in _HOP_BY_HOP and name not in ("content-length", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up waiting (its own timeout) before the answer came: it will resend.
+                self.close_connection = True
+                with tap._lock:
+                    tap.client_gone += 1
 
         def log_message(self, format: str, *args: Any) -> None:
             return
