@@ -5,8 +5,8 @@ careful device SDK does: on 503 it waits `Retry-After` and resends only the even
 `not_written`; on a lost or timed-out answer it resends the whole batch (the API may well have
 written it: duplicates happen); on 429/502/504 it backs off and resends; it gives up after
 MAX_ATTEMPTS. About 3% of events are bad (the parser quarantines some, the ingester rejects
-unknown device types), and a share of good events arrive late (event times hours back, as a device
-that was offline sends them), so partitions other than the current hour keep appearing.
+unknown device types), and a share of good events arrive late (8% hours back, 1% days back, as a
+device that was offline sends them), so partitions other than the current hour keep appearing.
 
 `OtelLogsApp`: an application logging through the real OpenTelemetry SDK (BatchLogRecordProcessor,
 OTLP/HTTP protobuf, gzip), each record carrying a `chaos.id` attribute. The SDK retries 503 (with
@@ -40,6 +40,8 @@ CLIENT_TIMEOUT_S: Final = 5.0
 BAD_SHARE: Final = 0.03
 LATE_SHARE: Final = 0.08
 LATE_HOURS: Final = (1, 5)  # inside the reconciler's 6 h look-back
+VERY_LATE_SHARE: Final = 0.01  # a device back after days offline (the parser accepts 30 days back)
+VERY_LATE_DAYS: Final = (1, 20)
 OTLP_SHARE: Final = 0.1  # of --rate, the rest are device events
 CHAOS_ID_ATTRIBUTE: Final = "chaos.id"
 OTLP_KIND: Final = "otlp_logs"
@@ -75,7 +77,10 @@ def make_event(device_type: DeviceType, device_id: str, rng: random.Random,
             event["device_type"] = "thermostat"
             return event, REJECT
         return event, QUARANTINE
-    if rng.random() < LATE_SHARE:
+    roll = rng.random()
+    if roll < VERY_LATE_SHARE:
+        event["event_time"] = rfc3339_ms(now - timedelta(days=rng.randint(*VERY_LATE_DAYS), hours=rng.randint(0, 23)))
+    elif roll < VERY_LATE_SHARE + LATE_SHARE:
         event["event_time"] = rfc3339_ms(now - timedelta(hours=rng.randint(*LATE_HOURS), minutes=rng.randint(0, 59)))
     return event, ROW
 
