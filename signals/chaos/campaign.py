@@ -35,6 +35,7 @@ from signals.chaos.clients import DeviceClients, OtelLogsApp, answered
 from signals.chaos.faults import Faults
 from signals.chaos.lake import read_lake, trace_raw
 from signals.chaos.ledger import Ledger, Report, reconcile
+from signals.chaos.readers import AthenaReader
 from signals.chaos.tap import Exchange, IngestTap
 
 log = logging.getLogger("signals.chaos")
@@ -205,12 +206,16 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
                 faults.inject(injection)
                 progress.say(f"inject {injection.fault} {injection.params}")
 
+        reader = AthenaReader(stack)
+        if not reader.available():
+            progress.say("the embedded Athena does not execute queries: no Athena reader, athena_error has no target")
         devices = DeviceClients(tap.url, stack.api_key, ledger, rate=settings.rate, seed=settings.seed)
         app = OtelLogsApp(tap.url, stack.api_key, ledger, rate=settings.rate, seed=settings.seed)
         send_started = time.monotonic()
         background = [
             threading.Thread(target=reconcile_periodically, name="chaos-reconciler", daemon=True),
             threading.Thread(target=compact_periodically, name="chaos-compactor", daemon=True),
+            threading.Thread(target=reader.watch, args=(stop_background,), name="chaos-dashboard", daemon=True),
             threading.Thread(target=inject_on_schedule, args=(send_started,), name="chaos-faults", daemon=True),
         ]
         for thread in background:
@@ -240,6 +245,12 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
             lost = {entry["event_id"] for entry in report.lost_ids}
             lake.raw_keys = trace_raw(stack, lost)
             report = reconcile(events, lake)
+        if reader.available():
+            try:
+                report.extra["compacted_rows_via_athena"] = reader.compacted_rows()
+            except Exception as exc:
+                report.extra["compacted_rows_via_athena"] = f"failed: {type(exc).__name__}: {exc}"
+        report.extra["athena_reader"] = reader.as_dict()
         depths: dict[str, tuple[int, int, int]] = stack.queue_depths()
         report.extra.update({
             "faults": {name: faults.injected.get(name, 0) for name in settings.faults},

@@ -115,7 +115,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and not self.duplicated_compacted and self.unknown_rows == 0
+        via_athena = self.extra.get("compacted_rows_via_athena")
+        athena_agrees = via_athena is None or via_athena == self.compacted_rows
+        return self.lost == 0 and not self.duplicated_compacted and self.unknown_rows == 0 and athena_agrees
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""A short fault campaign (slow tier): every fault injected, duplicates reach verified, none is compacted twice, nothing lost."""
+"""A short fault campaign (slow tier): every fault injected, duplicates in verified, none compacted twice, none lost."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import pytest
 from signals.chaos.campaign import CampaignSettings, run_campaign
 from signals.chaos.schedule import FAULTS
 
-#: Faults with no target in a stack whose compactor runs the local (DuckDB + pyiceberg) engine.
-UNREACHABLE_LOCALLY = {"athena_error"}
-
 
 @pytest.mark.slow
 def test_a_short_campaign_loses_nothing_and_compacts_every_event_once(
@@ -23,8 +20,13 @@ def test_a_short_campaign_loses_nothing_and_compacts_every_event_once(
     document = report.as_dict()
     print(json.dumps(document, indent=2))  # shown by pytest when the test fails
     assert document["settled"], "the pipeline did not settle"
-    missed = {name for name in FAULTS if document["faults"][name] < 1} - UNREACHABLE_LOCALLY
+    # athena_error's target is the Athena reader of the compacted layer (signals.chaos.readers); an
+    # embedded Athena that does not execute queries has none, and the report says so.
+    no_target = set() if document["athena_reader"]["available"] else {"athena_error"}
+    missed = {name for name in FAULTS if document["faults"][name] < 1} - no_target
     assert not missed, f"faults never injected: {missed}"
+    if document["athena_reader"]["available"]:
+        assert document["compacted_rows_via_athena"] == report.compacted_rows
     assert document["fault_details"]["crash_parser_after_outputs"] + document["fault_details"].get(
         "crash_parser_before_record", 0) >= 1
     assert report.accepted > 3000
