@@ -5,8 +5,8 @@ careful device SDK does: on 503 it waits `Retry-After` and resends only the even
 `not_written`; on a lost or timed-out answer it resends the whole batch (the API may well have
 written it: duplicates happen); on 429/502/504 it backs off and resends; it gives up after
 MAX_ATTEMPTS. About 3% of events are bad (the parser quarantines some, the ingester rejects
-unknown device types), and a share of good events arrive late (8% hours back, 1% days back, as a
-device that was offline sends them), so partitions other than the current hour keep appearing.
+unknown device types), and some batches arrive late (5% hours back, 1% days back, as a device that
+was offline replays its buffer), so partitions other than the current hour keep appearing.
 
 `OtelLogsApp`: an application logging through the real OpenTelemetry SDK (BatchLogRecordProcessor,
 OTLP/HTTP protobuf, gzip), each record carrying a `chaos.id` attribute. The SDK retries 503 (with
@@ -38,9 +38,11 @@ from signals.local.simulate import device_event, rfc3339_ms
 MAX_ATTEMPTS: Final = 8
 CLIENT_TIMEOUT_S: Final = 5.0
 BAD_SHARE: Final = 0.03
-LATE_SHARE: Final = 0.08
-LATE_HOURS: Final = (1, 5)  # inside the reconciler's 6 h look-back
-VERY_LATE_SHARE: Final = 0.01  # a device back after days offline (the parser accepts 30 days back)
+#: Batches sent late, whole (a device replaying what it buffered while offline): hours late, inside the
+#: reconciler's 6 h look-back, or days late (the parser accepts 30 days back).
+LATE_SHARE: Final = 0.05
+LATE_HOURS: Final = (1, 5)
+VERY_LATE_SHARE: Final = 0.01
 VERY_LATE_DAYS: Final = (1, 20)
 OTLP_SHARE: Final = 0.1  # of --rate, the rest are device events
 CHAOS_ID_ATTRIBUTE: Final = "chaos.id"
@@ -77,12 +79,17 @@ def make_event(device_type: DeviceType, device_id: str, rng: random.Random,
             event["device_type"] = "thermostat"
             return event, REJECT
         return event, QUARANTINE
+    return event, ROW
+
+
+def batch_time(rng: random.Random, now: datetime) -> datetime:
+    """When a batch's events happened: now, or hours or days back for a device that was offline."""
     roll = rng.random()
     if roll < VERY_LATE_SHARE:
-        event["event_time"] = rfc3339_ms(now - timedelta(days=rng.randint(*VERY_LATE_DAYS), hours=rng.randint(0, 23)))
-    elif roll < VERY_LATE_SHARE + LATE_SHARE:
-        event["event_time"] = rfc3339_ms(now - timedelta(hours=rng.randint(*LATE_HOURS), minutes=rng.randint(0, 59)))
-    return event, ROW
+        return now - timedelta(days=rng.randint(*VERY_LATE_DAYS), hours=rng.randint(0, 23))
+    if roll < VERY_LATE_SHARE + LATE_SHARE:
+        return now - timedelta(hours=rng.randint(*LATE_HOURS), minutes=rng.randint(5, 55))
+    return now
 
 
 def encode_batch(events: list[dict[str, Any]], style: int, gzipped: bool) -> tuple[bytes, dict[str, str]]:
@@ -100,13 +107,14 @@ def encode_batch(events: list[dict[str, Any]], style: int, gzipped: bool) -> tup
 
 class DeviceClients:
     def __init__(self, api_url: str, api_key: str, ledger: Ledger, *, rate: float, seed: int,
-                 workers: int = 6, devices: int = 60) -> None:
+                 workers: int | None = None, devices: int = 60) -> None:
         self.api = urlsplit(api_url)
         self.api_key = api_key
         self.ledger = ledger
         self.rate = rate
         self.seed = seed
-        self.workers = workers
+        # One connection per 25 events/s asked for (at least 6): a connection waits for each answer.
+        self.workers = workers or max(6, round(rate / 25))
         types = list(DeviceType)
         self.devices = [(types[i % len(types)], f"chaos-{types[i % len(types)].value}-{i:04d}") for i in range(devices)]
         self.stats = ClientStats()
@@ -140,7 +148,7 @@ class DeviceClients:
         try:
             while time.monotonic() < deadline and not self._stop.is_set():
                 device_type, device_id = rng.choice(mine)
-                now = datetime.now(UTC)
+                now = batch_time(rng, datetime.now(UTC))
                 made = [make_event(device_type, device_id, rng, now) for _ in range(rng.randint(5, 15))]
                 for event, fate in made:
                     self.ledger.predicted(str(event["event_id"]), device_type.value, fate)
