@@ -14,11 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import urlsplit
-
-from signals.local.http import BackgroundHttpServer
 
 _HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
                                 "te", "trailer"})
@@ -36,7 +34,7 @@ class Exchange:
     kept_from_client: bool
 
 
-class IngestTap(BackgroundHttpServer):
+class IngestTap:
     def __init__(self, upstream_url: str, on_exchange: Callable[[Exchange], None], *,
                  stall_seconds: float = 6.0, port: int = 0) -> None:
         upstream = urlsplit(upstream_url)
@@ -50,7 +48,28 @@ class IngestTap(BackgroundHttpServer):
         self.ledger_errors = 0  # exchanges the ledger could not read
         self.client_gone = 0  # answers the client had stopped waiting for (its own timeout)
         self._local = threading.local()
-        super().__init__(_handler_class(self), name="ingest-tap", port=port, request_queue_size=128)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self), bind_and_activate=False)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 128
+        self._server.server_bind()
+        self._server.server_activate()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ingest-tap", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
 
     def lose_next(self, count: int, how: str = "dropped") -> None:
         """Keep the next `count` answers from their clients (the requests still reach the API)."""

@@ -32,7 +32,7 @@ from botocore.config import Config
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
-from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
+from signals.local.firehose import FirehoseStandIn, interceptor
 from signals.local.gateway import AwsGateway
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
@@ -95,7 +95,7 @@ class LocalSettings:
 
 
 class EndpointClients(Clients):
-    """`shared.aws.Clients` bound to the embedded AWS, with per-service endpoints (Firehose's stand-in)."""
+    """`shared.aws.Clients` bound to the embedded AWS (a service may be given an endpoint of its own)."""
 
     def __init__(self, session: boto3.Session, endpoints: Mapping[str, str], default_endpoint: str,
                  config: Config | None = None) -> None:
@@ -132,7 +132,6 @@ class LocalStack:
         self._gateway: AwsGateway | None = None
         self._aws_endpoint = ""
         self._firehose: FirehoseStandIn | None = None
-        self._firehose_endpoint: FirehoseEndpoint | None = None
         self._api: IngestApi | None = None
         self._routed: RoutedStdout | None = None
         self._saved_environ: dict[str, str | None] = {}
@@ -167,8 +166,8 @@ class LocalStack:
 
     @property
     def firehose_endpoint_url(self) -> str:
-        assert self._firehose_endpoint is not None, "stack not started"
-        return self._firehose_endpoint.url
+        """Where Firehose answers: the embedded AWS endpoint itself (the stand-in intercepts it there)."""
+        return self.aws_endpoint_url
 
     @property
     def log_dir(self) -> Path:
@@ -182,7 +181,7 @@ class LocalStack:
         )
 
     def client(self, service: str) -> Any:
-        """A boto3 client bound to the embedded AWS (Firehose: the stand-in)."""
+        """A boto3 client bound to the embedded AWS (its Firehose calls answered by the stand-in)."""
         assert self._clients is not None, "stack not started"
         return self._clients.client(service)
 
@@ -297,19 +296,16 @@ class LocalStack:
             if extra:
                 self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})
 
-        # The stand-in and its endpoint come first: every client, the ingester's too, is bound to its URL.
+        # The stand-in answers every Firehose call on the embedded endpoint, before any client makes one.
         raw_s3 = self.session().client("s3", endpoint_url=self._aws_endpoint, config=DEFAULT_CONFIG)
         self._firehose = FirehoseStandIn(
             self.wiring.streams, raw_s3, interval_override=settings.timings.buffer_seconds
         )
-        self._firehose_endpoint = FirehoseEndpoint(self._firehose)
+        self._gateway.intercept("firehose", interceptor(self._firehose))
         self._set_process_environ()
-        self._clients = EndpointClients(
-            self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint
-        )
+        self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
         provision(self.wiring, self.client, settings.timings)
         self._firehose.start()
-        self._firehose_endpoint.start()
 
         if settings.route_function_output:
             self._routed = install_routed_stdout(self.log_dir)
@@ -338,9 +334,8 @@ class LocalStack:
         Its requests carry the function's name in the user agent, and its session's hooks can end a
         killed invocation (`LocalFunction.kill`) without touching another function's calls.
         """
-        assert self._firehose_endpoint is not None
         config = DEFAULT_CONFIG.merge(Config(user_agent_extra=function_user_agent(function_name)))
-        return EndpointClients(self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint, config)
+        return EndpointClients(self.session(), {}, self._aws_endpoint, config)
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
@@ -377,8 +372,6 @@ class LocalStack:
             poller.stop()
         for poller in self.pollers:
             poller.join()
-        if self._firehose_endpoint is not None:
-            self._firehose_endpoint.stop()
         if self.settings.keep_dir is not None and self._clients is not None:
             try:
                 self.keep(self.settings.keep_dir)
@@ -411,10 +404,8 @@ class LocalStack:
     # --- process-wide settings and the state file ------------------------------------------------
 
     def _set_process_environ(self) -> None:
-        assert self._firehose_endpoint is not None
         values = {
             "AWS_ENDPOINT_URL": self._aws_endpoint,
-            "AWS_ENDPOINT_URL_FIREHOSE": self._firehose_endpoint.url,
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": REGION,
@@ -423,7 +414,8 @@ class LocalStack:
         for name, value in values.items():
             self._saved_environ[name] = os.environ.get(name)
             os.environ[name] = value
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        # A service-specific endpoint would win over AWS_ENDPOINT_URL (Firehose is on the main one).
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_FIREHOSE"):
             self._saved_environ[name] = os.environ.pop(name, None)
 
     def _restore_process_environ(self) -> None:
@@ -443,7 +435,6 @@ class LocalStack:
             "api_key": self.api_key,
             "region": REGION,
             **FAKE_CREDENTIALS,
-            "firehose_endpoint_url": self.firehose_endpoint_url,
             "outputs": self.outputs,
             "pid": os.getpid(),
             "log_dir": str(self.log_dir),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from signals.chaos.tap import Exchange, IngestTap
-from signals.local.http import BackgroundHttpServer
 
 SEEN: list[bytes] = []
 
@@ -35,14 +35,15 @@ class Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def tap() -> Iterator[tuple[IngestTap, list[Exchange]]]:
-    api = BackgroundHttpServer(Api, name="fake-api")
-    api.start()
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
     exchanges: list[Exchange] = []
-    running = IngestTap(api.url, exchanges.append, stall_seconds=1.5)
+    running = IngestTap(f"http://127.0.0.1:{api.server_address[1]}", exchanges.append, stall_seconds=1.5)
     running.start()
     yield running, exchanges
     running.stop()
-    api.stop()
+    api.shutdown()
+    api.server_close()
 
 
 def post(tap: IngestTap, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
