@@ -179,7 +179,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
     stack_settings = LocalSettings(
         port=settings.port, aws_port=settings.aws_port, api_key="chaos-key", write_state=False,
         run_schedules=False, keep_dir=settings.keep_dir, drain_on_stop_seconds=0,
-        timings=LocalTimings(buffer_seconds=1.0, visibility_seconds=3, reconcile_seconds=settings.reconcile_seconds),
+        timings=LocalTimings(buffer_seconds=2.0, visibility_seconds=3, reconcile_seconds=settings.reconcile_seconds),
         function_environment={k: dict(v) for k, v in LOCAL_ENVIRONMENT.items()},
     )
     with LocalStack(stack_settings) as stack:
