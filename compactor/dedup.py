@@ -66,6 +66,10 @@ class Dialect:
     def athena(self) -> bool:
         return self.name == "athena"
 
+    @property
+    def materialize_ctes(self) -> bool:
+        return not self.athena
+
     def sha256_hex(self, text_sql: str) -> str:
         """Lowercase hex SHA-256 of a varchar's UTF-8 bytes."""
         if self.athena:
@@ -156,6 +160,9 @@ class Relations:
     compacted: str
     conflicts: str
     runs: str
+    #: A relation already holding `ranked_select()`'s rows: the local engine computes the window once
+    #: per day and runs the other queries over it.
+    ranked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,25 +183,29 @@ class DayQuery:
     def _columns(self) -> list[str]:
         return [quote(name) for name in self.table.column_names]
 
-    def _ctes(self, *, with_plan: bool = False) -> str:
+    def _ctes(self, *, with_dropped: bool = False, with_plan: bool = False) -> str:
         order = ", ".join(f"{quote(name)} ASC NULLS LAST" for name in COPY_ORDER)
-        content = [self.table.source.field(name) for name in self.table.content_columns]
-        differs = " OR ".join(f"d.{quote(s.name)} IS DISTINCT FROM k.{quote(s.name)}" for s in content)
-        differing = ", ".join(
-            f"CASE WHEN d.{quote(s.name)} IS DISTINCT FROM k.{quote(s.name)} THEN {literal(s.name)} END"
-            for s in content
-        )
+        content = self._content
+        distinct = {s.name: f"{self._comparable(s, 'd')} IS DISTINCT FROM {self._comparable(s, 'k')}" for s in content}
+        differs = " OR ".join(distinct.values())
+        differing = ", ".join(f"CASE WHEN {test} THEN {literal(name)} END" for name, test in distinct.items())
         kept_lineage = ", ".join(f"k.{quote(name)} AS {quote('kept_' + name)}" for name in COPY_ORDER)
-        ctes = [
-            f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
-            f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
-            f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
-            f"AS copy_rank FROM source_rows)",
-            "kept AS (SELECT * FROM ranked WHERE copy_rank = 1)",
-            f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
-            f"concat_ws(',', {differing}) AS differing_columns, {self.dialect.row_json(content, 'd')} AS content_json "
-            f"FROM ranked d JOIN kept k ON d.event_key = k.event_key WHERE d.copy_rank > 1)",
-        ]
+        if self.relations.ranked:
+            ctes = [f"ranked AS (SELECT * FROM {self.relations.ranked})"]
+        else:
+            ctes = [
+                f"source_rows AS (SELECT {', '.join(self._columns)}, {key_sql(self.dialect, self.table)} AS event_key "
+                f"FROM {self.relations.verified} WHERE {quote('day')} = {literal(self.day)})",
+                f"ranked AS (SELECT source_rows.*, row_number() OVER (PARTITION BY event_key ORDER BY {order}) "
+                f"AS copy_rank FROM source_rows)",
+            ]
+        ctes.append("kept AS (SELECT * FROM ranked WHERE copy_rank = 1)")
+        if with_dropped:
+            ctes.append(
+                f"dropped AS (SELECT d.*, {kept_lineage}, ({differs}) AS conflicting, "
+                f"concat_ws(',', {differing}) AS differing_columns "
+                f"FROM ranked d JOIN kept k ON d.event_key = k.event_key WHERE d.copy_rank > 1)"
+            )
         if with_plan:
             target_key = key_sql(self.dialect, self.table, "t")
             ctes.append(
@@ -206,9 +217,27 @@ class DayQuery:
                 f"WHEN {earlier_sql('k', 't')} THEN 'replace' ELSE 'keep' END AS action "
                 f"FROM kept k LEFT JOIN target_rows t ON k.event_key = t.event_key)"
             )
+        if self.dialect.materialize_ctes:
+            # DuckDB inlines a CTE into every reference: compute the window and the joins once (the
+            # simple projection and filter stay inline, where copying them would cost more).
+            inline = ("source_rows ", "kept ", "ranked AS (SELECT * FROM")
+            ctes = [cte if cte.startswith(inline) else cte.replace(" AS (", " AS MATERIALIZED (", 1) for cte in ctes]
         return "WITH " + ",\n".join(ctes) + "\n"
 
+    @property
+    def _content(self) -> list[FieldSpec]:
+        return [self.table.source.field(name) for name in self.table.content_columns]
+
+    def _comparable(self, spec: FieldSpec, alias: str) -> str:
+        # Map equality is order-sensitive in DuckDB and not in Trino: compare maps by their canonical text.
+        column = f"{alias}.{quote(spec.name)}"
+        return self.dialect.map_text(column) if spec.kind is Kind.STRING_MAP else column
+
     # -- selects -----------------------------------------------------------------------------------
+
+    def ranked_select(self) -> str:
+        """Every verified row of the day with its `event_key` and `copy_rank` (1 = the copy kept)."""
+        return self._ctes() + "SELECT * FROM ranked"
 
     def dedup_select(self) -> str:
         """One row per key: the compacted table's columns plus `event_key`."""
@@ -221,7 +250,7 @@ class DayQuery:
 
     def conflicts_select(self, run_id: str, detected_at: str) -> str:
         """The rows `duplicate_conflicts` takes for this day (columns in the audit table's order)."""
-        return self._ctes() + self._conflict_rows(run_id, detected_at)
+        return self._ctes(with_dropped=True) + self._conflict_rows(run_id, detected_at)
 
     def _conflict_rows(self, run_id: str, detected_at: str) -> str:
         return (
@@ -229,8 +258,9 @@ class DayQuery:
             f"{literal(self.table.name)} AS table_name, {literal(self.day)} AS {quote('day')}, event_key, "
             "kept_source_key, kept_source_line, kept_received_at, "
             "source_key AS conflicting_source_key, source_line AS conflicting_source_line, "
-            "received_at AS conflicting_received_at, differing_columns, content_json AS conflicting_row "
-            "FROM dropped WHERE conflicting"
+            "received_at AS conflicting_received_at, differing_columns, "
+            f"{self.dialect.row_json(self._content, 'd')} AS conflicting_row "
+            "FROM dropped d WHERE d.conflicting"
         )
 
     def stats_select(self, run_id: str) -> str:
@@ -242,8 +272,8 @@ class DayQuery:
             "AND a.event_key = d.event_key AND a.conflicting_source_key = d.source_key "
             "AND a.conflicting_source_line = d.source_line)"
         )
-        return self._ctes(with_plan=True) + (
-            "SELECT (SELECT count(*) FROM source_rows) AS verified_rows, "
+        return self._ctes(with_dropped=True, with_plan=True) + (
+            "SELECT (SELECT count(*) FROM ranked) AS verified_rows, "
             "(SELECT count(*) FROM plan WHERE action = 'insert') AS inserted, "
             "(SELECT count(*) FROM plan WHERE action = 'replace') AS replaced, "
             "(SELECT count(*) FROM dropped WHERE NOT conflicting) AS natural_duplicates, "
@@ -257,7 +287,8 @@ class DayQuery:
     def merge(self) -> str:
         """The compacted table's MERGE: absent keys inserted, a later copy replaced by an earlier one."""
         columns = self._columns
-        assignments = ", ".join(f"{c} = s.{c}" for c in columns)
+        # The partition column is the same on both sides (the ON clause pins the day): never rewritten.
+        assignments = ", ".join(f"{c} = s.{c}" for c in columns if c != quote("day"))
         return (
             f"MERGE INTO {self.relations.compacted} AS t\nUSING (\n{self.dedup_select()}\n) AS s\n"
             f"ON t.{quote('day')} = {literal(self.day)} AND {key_sql(self.dialect, self.table, 't')} = s.event_key\n"

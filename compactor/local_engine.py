@@ -20,7 +20,7 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,13 +135,17 @@ class LocalEngine:
             row_filter=f"table_name = {literal(table.name)} AND {day_filter}",
             selected_fields=("table_name", "day", "event_key", "conflicting_source_key", "conflicting_source_line"),
         ).to_arrow()
-        query = DayQuery(DUCKDB, table, unit.day, Relations("verified_day", "target_day", "recorded_conflicts", "runs"))
+        relations = Relations("verified_day", "target_day", "recorded_conflicts", "runs")
         connection = duckdb.connect()
         try:
             connection.execute("SET TimeZone='UTC'")
             connection.register("verified_day", verified)
             connection.register("target_day", target)
             connection.register("recorded_conflicts", recorded)
+            # The window once; the stats, plan and conflicts queries read its result.
+            ranked_sql = DayQuery(DUCKDB, table, unit.day, relations).ranked_select()
+            connection.execute(f"CREATE TEMP TABLE ranked_day AS {ranked_sql}")
+            query = DayQuery(DUCKDB, table, unit.day, replace(relations, ranked="ranked_day"))
             stats_sql = query.stats_select(run.run_id)
             plan_sql = query.plan_select()
             conflicts_sql = (f"SELECT c.* FROM ({query.conflicts_select(run.run_id, run.started_iso)}) c "
@@ -178,12 +182,11 @@ class LocalEngine:
             conflicts_recorded=new_conflicts.num_rows,
             late_rows=int(stats["late_rows"]),
         )
-        return DayOutcome(counts=counts, statements=[stats_sql, plan_sql, conflicts_sql], data_files=data_files,
-                          rewritten=rewritten)
+        return DayOutcome(counts=counts, statements=[ranked_sql, stats_sql, plan_sql, conflicts_sql],
+                          data_files=data_files, rewritten=rewritten)
 
     def _bin_pack(self, compacted: Any, day: str, schema: pa.Schema) -> tuple[int, bool]:
         """Rewrite a day that piled up more than MAX_FILES_PER_DAY data files into one file."""
-        compacted.refresh()
         scan = compacted.scan(row_filter=day_predicate(day))
         files = len(list(scan.plan_files()))
         if files <= self._max_files:

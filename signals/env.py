@@ -47,12 +47,12 @@ class Output:
     RECONCILER_FUNCTION: Final = "ReconcilerFunctionName"
     HUMAN_WORKGROUP: Final = "HumanWorkgroup"
     # The compacted layer (issue 11).
-    DBT_BUCKET: Final = "DbtBucket"
-    ARTIFACTS_BUCKET: Final = "ArtifactsBucket"
-    ALERTS_DATABASE: Final = "AlertsDatabase"
-    AUDIT_DATABASE: Final = "AuditDatabase"
+    DBT_BUCKET: Final = "DbtBucket"  # {env}-signal-data-lake-dbt: the compacted tables' data and metadata
+    ARTIFACTS_BUCKET: Final = "DbtArtifactsBucket"  # {env}-dbt-artifacts-<suffix>: compactor run reports
+    ALERTS_DATABASE: Final = "AlertsDatabase"  # telemetry_alerts_{env}
+    AUDIT_DATABASE: Final = "AuditDatabase"  # telemetry_alerts_{env}_dq_audit
+    DBT_WORKGROUP: Final = "DbtWorkgroup"  # {env}-tps-telemetry-dbt-wg
     COMPACTOR_FUNCTION: Final = "CompactorFunctionName"
-    DBT_WORKGROUP: Final = "DbtWorkgroup"
 
 
 def local_state_path() -> Path:

@@ -440,6 +440,8 @@ class LocalStack:
             "log_dir": str(self.log_dir),
             # `signals status` judges the reconciler's last run against this period, not the 15-min cron.
             "reconciler_interval_s": self.settings.timings.reconcile_seconds,
+            # ... and the compactor's (hourly in AWS): every local schedule runs at this period.
+            "compactor_interval_s": self.settings.timings.reconcile_seconds,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")

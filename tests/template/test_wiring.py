@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from shared import layout, registry_keys
-from shared.config import FunctionConfig, IngesterConfig, ParserConfig, ReconcilerConfig, RegistryConfig
+from shared.config import (
+    CompactorConfig,
+    FunctionConfig,
+    IngesterConfig,
+    ParserConfig,
+    ReconcilerConfig,
+    RegistryConfig,
+)
 from shared.schema import Source
 from signals.env import Output
 from tests.template.conftest import of_type, target
@@ -28,6 +35,7 @@ FUNCTIONS: dict[str, tuple[str, type[FunctionConfig]]] = {
     "ParserFunction": ("parser", ParserConfig),
     "RegistryFunction": ("registry", RegistryConfig),
     "ReconcilerFunction": ("reconciler", ReconcilerConfig),
+    "CompactorFunction": ("compactor", CompactorConfig),
 }
 SCOPED_SERVICES = ("s3", "sqs", "dynamodb", "firehose")
 
@@ -490,4 +498,4 @@ def test_parser_dashboard_shows_every_queue_dlq_and_function(resources: Resource
     body, referenced = _dashboard(resources, "telemetry-parser-metrics")
     assert len(body["widgets"]) >= 6
     queues = set(QUEUES) | {dlq for _, dlq, _ in QUEUES.values()}
-    assert queues | {"ParserFunction", "RegistryFunction", "ReconcilerFunction"} <= referenced
+    assert queues | {"ParserFunction", "RegistryFunction", "ReconcilerFunction", "CompactorFunction"} <= referenced

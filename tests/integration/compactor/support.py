@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.config import Config
 
 from compactor.app import build_handler
 from compactor.local_engine import catalog_for
@@ -93,8 +94,8 @@ class World:
     def client(self, service: str) -> Any:
         return self.clients.client(service)
 
-    def handler(self, **overrides: str) -> Handler:
-        return build_handler({**self.environ, **overrides}, EndpointClients(self.session, self.url))
+    def handler(self, *, config: Config | None = None, **overrides: str) -> Handler:
+        return build_handler({**self.environ, **overrides}, EndpointClients(self.session, self.url, config))
 
     # -- the pipeline's output ---------------------------------------------------------------------
 
@@ -164,14 +165,16 @@ def create_world(url: str, tables: Sequence[CompactedTableSpec] = COMPACTED_TABL
 
 
 class EndpointClients(Clients):
-    def __init__(self, session: boto3.Session, url: str) -> None:
-        super().__init__(session)
+    def __init__(self, session: boto3.Session, url: str, config: Config | None = None) -> None:
+        super().__init__(session, config)
         self._url = url
+        self._client_config = config
         self._made: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
         if service not in self._made:
-            self._made[service] = self.session.client(service, endpoint_url=self._url)  # type: ignore[call-overload]
+            self._made[service] = self.session.client(  # type: ignore[call-overload]
+                service, endpoint_url=self._url, config=self._client_config)
         return self._made[service]
 
 

@@ -103,3 +103,19 @@ def test_an_earlier_copy_arriving_after_a_later_one_was_compacted_replaces_it(wo
     (row,) = world.compacted("lock")
     assert row["source_key"] == "raw/json_telemetry/first"
     assert run(world, {"days": [DAY]})["days"][0]["replaced"] == 0  # a forced recompute keeps it
+
+
+def test_a_day_that_piled_up_files_is_rewritten_and_old_snapshots_expire(world: World) -> None:
+    tuning = {"MAX_FILES_PER_DAY": "2", "SNAPSHOT_RETENTION_HOURS": "0.00001", "MAINTENANCE_INTERVAL_HOURS": "0"}
+    results = []
+    for number in range(3):
+        world.write_verified("lock", DAY, HOUR, [lock_row(f"e{number}", line=number)])
+        results.append(by_day(run(world, **tuning))[("int_lock_compacted_daily", DAY)])
+
+    assert [(r["data_files"], r["rewritten"]) for r in results] == [(1, False), (2, False), (1, True)]
+    assert [r["event_id"] for r in world.compacted("lock")] == ["e0", "e1", "e2"]
+    table = world.catalog.load_table(("telemetry_alerts_test", "int_lock_compacted_daily"))
+    # 3 appends and a rewrite (delete + append) made 5 snapshots; each run expired the older ones, and
+    # the last run's maintenance came after its rewrite.
+    assert len(table.snapshots()) <= 2
+    assert table.scan().to_arrow().num_rows == 3
