@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.command",
     "signals.local.demo",
+    "signals.chaos.command",
     "signals.query",
     "signals.compact",
     "signals.invoke",

@@ -5,6 +5,12 @@ environment mapping from the template (never `os.environ`), gets a Lambda contex
 (request id, remaining time from the template's Timeout) and runs one invocation at a time (the
 handlers keep per-invocation state at module level, as Lambda allows).
 
+An invocation can be killed (`LocalFunction.kill`), as Lambda ends one on a timeout, out of memory
+or a crashed runtime: its threads stop at their next AWS call (`InvocationKilled`, a BaseException
+no handler catches), whatever they wrote so far stays written, the caller gets `FunctionKilled`
+instead of a response, and the next invocation starts cold (the handler is built again). The hooks
+that stop it are on the function's own boto3 session, so each function needs clients of its own.
+
 What a function prints (Powertools' JSON logs, EMF metrics, warnings, tracebacks) goes to
 `SIGNALS_HOME/logs/{function}.log` instead of the console: `RoutedStdout` (on stdout and stderr)
 sends writes made while a function runs to that function's file and leaves every other write alone.
@@ -53,6 +59,30 @@ class InvocationObserver(Protocol):
 def new_log_stream_name() -> str:
     """A function instance's log stream, named as Lambda names them: `2026/12/01/[$LATEST]<32 hex>`."""
     return time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex
+
+#: Marks a function's AWS requests (botocore's user agent), so the embedded AWS knows who is calling.
+USER_AGENT_MARK = "signals-local-function/"
+
+
+def function_user_agent(function_name: str) -> str:
+    """`user_agent_extra` for a function's clients (read back by `function_of_user_agent`)."""
+    return f"{USER_AGENT_MARK}{function_name}"
+
+
+def function_of_user_agent(user_agent: str) -> str | None:
+    """The function that sent a request, from its User-Agent header (None: not a function's request)."""
+    start = user_agent.find(USER_AGENT_MARK)
+    if start < 0:
+        return None
+    return user_agent[start + len(USER_AGENT_MARK):].split(" ", 1)[0] or None
+
+
+class InvocationKilled(BaseException):
+    """Raised in a killed invocation's threads at their next AWS call; a BaseException, so no handler catches it."""
+
+
+class FunctionKilled(RuntimeError):
+    """The invocation was killed: it ended without a response (what Lambda reports for a timeout or crash)."""
 
 
 class LambdaContext:
@@ -201,9 +231,16 @@ class LocalFunction:
         self.invocations = 0
         self.errors = 0
         self.overruns = 0  # invocations that ran past the template's Timeout
+        self.kills = 0  # invocations killed (`kill`)
         self.busy = False
         self.log_stream_name = new_log_stream_name()  # one instance, one stream (until it is rebuilt)
         self.observers: list[InvocationObserver] = []
+        self._kill_reason: str | None = None
+        session = getattr(clients, "session", None)
+        if session is not None:
+            # Every client the handler creates from this session stops a killed invocation.
+            session.events.register("before-send", self._stop_if_killed)
+            session.events.register("needs-retry", self._stop_if_killed)
 
     @property
     def name(self) -> str:
@@ -245,11 +282,28 @@ class LocalFunction:
                     if isinstance(own, logging.StreamHandler) and own.stream not in (self._routed, stderr):
                         own.setStream(self._routed)
 
+    def kill(self, reason: str) -> bool:
+        """End the running invocation at its next AWS call, as Lambda would kill it; False when none runs.
+
+        Called from any thread (an interceptor of the embedded AWS, for example). What the invocation
+        wrote before stays; the request being answered when the kill came is not acted upon.
+        """
+        if not self.busy:
+            return False
+        self._kill_reason = reason
+        return True
+
+    def _stop_if_killed(self, **_: Any) -> None:
+        reason = self._kill_reason
+        if reason is not None:
+            raise InvocationKilled(reason)
+
     def invoke(self, event: Mapping[str, Any], *, request_id: str | None = None,
                log_tail: list[str] | None = None) -> Any:
         """Run the handler on `event`; `log_tail` collects what it logs (and Lambda's START/REPORT lines)."""
         with self._lock:
             self.busy = True
+            self._kill_reason = None
             previous = None
             if self._routed is not None:
                 previous = self._routed.current()
@@ -264,7 +318,10 @@ class LocalFunction:
                 started = time.monotonic()
                 error: BaseException | None = None
                 try:
-                    return self._handler(event, context)
+                    response = self._handler(event, context)
+                except InvocationKilled as killed:
+                    error = self._killed(str(killed))
+                    raise error from None
                 except BaseException as exc:
                     error = exc
                     raise
@@ -276,14 +333,18 @@ class LocalFunction:
                         print(f"signals local: {self.spec.name} ran {elapsed:.1f} s, over its "
                               f"{self.spec.timeout_seconds} s timeout (Lambda would have stopped it)",
                               file=sys.stderr)
-                    if error is not None and isinstance(error, Exception):
+                    if isinstance(error, Exception) and not isinstance(error, FunctionKilled):
                         # Lambda logs an unhandled error to the function's log; so do we (the file, not the console).
                         traceback.print_exception(error, file=sys.stderr)
                     self._platform_line([o.finished(self, context, elapsed, error) for o in self.observers])
+                if self._kill_reason is not None:  # killed after its last AWS call: the response is lost too
+                    raise self._killed(self._kill_reason)
+                return response
             except Exception:
                 self.errors += 1
                 raise
             finally:
+                self._kill_reason = None
                 if self._routed is not None:
                     self._routed.tap(None)
                     self._routed.route_to(previous)
@@ -293,3 +354,10 @@ class LocalFunction:
         for line in lines:
             if line is not None and self._routed is not None:
                 self._routed.platform(line if line.endswith("\n") else line + "\n")
+
+    def _killed(self, reason: str) -> FunctionKilled:
+        """Count the kill and start the next invocation cold, as Lambda replaces a killed environment."""
+        self.kills += 1
+        self._handler = None
+        print(f"signals local: {self.spec.name} invocation killed ({reason})", file=sys.stderr)
+        return FunctionKilled(f"{self.spec.name}: invocation killed ({reason})")

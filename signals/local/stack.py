@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +39,13 @@ from signals.local.lambda_api import LambdaInvoke
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
 from signals.local.resources import Provisioned, provision_resources
-from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
+from signals.local.runtime import (
+    LocalFunction,
+    RoutedStdout,
+    function_user_agent,
+    install_routed_stdout,
+    uninstall_routed_stdout,
+)
 from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
@@ -87,6 +93,9 @@ class LocalSettings:
     route_function_output: bool = True  # function logs and EMF metrics to SIGNALS_HOME/logs/
     run_schedules: bool = True
     drain_on_stop_seconds: float = 10.0
+    # Variables merged over a function's template environment, by function name or module
+    # ("reconciler.app"): local-only tuning such as the reconciler's grace periods (`signals chaos`).
+    function_environment: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class EndpointClients(Clients):
@@ -292,6 +301,11 @@ class LocalStack:
             document, parameters=parameters, stack_name=stack_name("local"), endpoint=self._aws_endpoint
         )
         self.wiring = read_wiring(self.template)
+        for logical_id, spec in list(self.wiring.functions.items()):
+            extra = {**settings.function_environment.get(spec.module, {}),
+                     **settings.function_environment.get(spec.name, {})}
+            if extra:
+                self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})
 
         # The stand-in answers every Firehose call on the embedded endpoint, before any client makes one.
         raw_s3 = self.session().client("s3", endpoint_url=self._aws_endpoint, config=DEFAULT_CONFIG)
@@ -308,7 +322,7 @@ class LocalStack:
         if settings.route_function_output:
             self._routed = install_routed_stdout(self.log_dir)
         for spec in self.wiring.functions.values():
-            self.functions[spec.logical_id] = LocalFunction(spec, self._clients, self._routed)
+            self.functions[spec.logical_id] = LocalFunction(spec, self._function_clients(spec.name), self._routed)
             self.functions[spec.logical_id].load()
         self._start_cloudwatch()
         self.gateway.intercept("lambda", LambdaInvoke(lambda: {f.name: f for f in self.functions.values()}))
@@ -345,6 +359,14 @@ class LocalStack:
         for local in self.functions.values():
             local.observers.append(self.cloudwatch)
         self.cloudwatch.start()
+    def _function_clients(self, function_name: str) -> EndpointClients:
+        """Clients of one function's own (as each Lambda function has its own environment and role).
+
+        Its requests carry the function's name in the user agent, and its session's hooks can end a
+        killed invocation (`LocalFunction.kill`) without touching another function's calls.
+        """
+        config = DEFAULT_CONFIG.merge(Config(user_agent_extra=function_user_agent(function_name)))
+        return EndpointClients(self.session(), {}, self._aws_endpoint, config)
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
