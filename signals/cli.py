@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.command",
     "signals.local.demo",
     "signals.query",
+    "signals.inventory",
     "signals.parse_file",
     "signals.ops.status",
     "signals.ops.verify",

@@ -1,0 +1,464 @@
+"""`LocalEngine`: one Athena (Trino) statement over the Glue catalog, run by DuckDB.
+
+    engine = LocalEngine(session, endpoint_url, database="telemetry-parser-db")
+    result = engine.execute("SELECT device_type, count(*) FROM telemetry_lock_flat GROUP BY 1")
+
+What it answers:
+
+- Queries (`SELECT`, `WITH`, `VALUES`, set operations): parsed as Trino SQL with sqlglot; every
+  table they name (`t`, `db.t`, `"db-with-dashes".t`, `awsdatacatalog.db.t`; unqualified names are in
+  `database`) is read from Glue by `signals.sql.catalog` and bound to the statement under a private
+  name (the original name stays the alias, so `t.col` still works); the statement is transpiled to
+  DuckDB and run in a fresh in-memory connection in UTC. Unnamed result columns are `_col0`,
+  `_col1`, ... as in Athena. `?` placeholders take `parameters` (Athena's ExecutionParameters).
+- `SHOW DATABASES|SCHEMAS ['pattern']`, `SHOW TABLES [IN db] ['pattern']`, `SHOW PARTITIONS t`,
+  `SHOW COLUMNS IN t`, `DESCRIBE t`: answered from Glue (statement type UTILITY).
+- Anything else (CREATE / CTAS, INSERT, MERGE, UPDATE, DELETE, DROP, ALTER, UNLOAD, MSCK, EXPLAIN,
+  SHOW CREATE TABLE, more than one statement) fails with `NOT_SUPPORTED`: never an empty success.
+
+Failures raise `QueryError` named like Athena's (`SYNTAX_ERROR`, `COLUMN_NOT_FOUND`,
+`TABLE_NOT_FOUND`, `SCHEMA_NOT_FOUND`, `FUNCTION_NOT_FOUND`, `INVALID_CAST_ARGUMENT`, ...) with the
+`line L:C` of the original statement where one is known.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, NoReturn
+
+from signals.sql.catalog import GlueCatalog, is_iceberg
+from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
+from signals.sql.types import AthenaType, athena_type
+
+DEFAULT_CATALOG: Final = "awsdatacatalog"
+UTILITY_TYPE: Final = AthenaType("string")
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    types: list[AthenaType]
+    rows: list[tuple[Any, ...]]
+    statement_type: str = "DML"  # DML (queries) or UTILITY (SHOW, DESCRIBE)
+    bytes_scanned: int = 0
+    files_read: int = 0
+
+    @property
+    def athena_types(self) -> list[str]:
+        return [t.name for t in self.types]
+
+
+@dataclass
+class Cancellation:
+    """Lets another thread stop a running `execute` (StopQueryExecution).
+
+    DuckDB forgets an interrupt that arrives before its query starts executing, so `cancel` keeps
+    interrupting the attached connection until the query lets go of it.
+    """
+
+    event: threading.Event = field(default_factory=threading.Event)
+    _connection: Any = None
+    _finished: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self, *, give_up_after: float = 30.0) -> None:
+        if self.event.is_set():
+            return
+        self.event.set()
+        threading.Thread(target=self._interrupt_until_done, args=(give_up_after,), name="query-cancel",
+                         daemon=True).start()
+
+    def _interrupt_until_done(self, give_up_after: float) -> None:
+        deadline = time.monotonic() + give_up_after
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._finished:
+                    return
+                if self._connection is not None:
+                    self._connection.interrupt()
+            time.sleep(0.05)
+
+    def attach(self, connection: Any) -> None:
+        with self._lock:
+            self._connection = connection
+
+    def detach(self) -> None:
+        with self._lock:
+            self._connection = None
+
+    def finish(self) -> None:
+        with self._lock:
+            self._connection = None
+            self._finished = True
+
+    def is_cancelled(self) -> bool:
+        return self.event.is_set()
+
+
+_NAME = r'(?:`[^`]+`|"[^"]+"|[\w-]+)'
+_QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME})?"
+_PATTERN = r"(?:\s+(?:LIKE\s+)?'(?P<pattern>[^']*)')?"
+_SHOW_DATABASES = re.compile(rf"SHOW\s+(?:DATABASES|SCHEMAS){_PATTERN}", re.IGNORECASE)
+_SHOW_TABLES = re.compile(rf"SHOW\s+TABLES(?:\s+(?:IN|FROM)\s+(?P<db>{_NAME}))?{_PATTERN}", re.IGNORECASE)
+_SHOW_PARTITIONS = re.compile(rf"SHOW\s+PARTITIONS\s+(?P<table>{_QUALIFIED})", re.IGNORECASE)
+_SHOW_COLUMNS = re.compile(
+    rf"SHOW\s+COLUMNS\s+(?:IN|FROM)\s+(?P<table>{_QUALIFIED})(?:\s+(?:IN|FROM)\s+(?P<db>{_NAME}))?", re.IGNORECASE)
+_DESCRIBE = re.compile(
+    rf"(?:DESCRIBE|DESC)\s+(?:EXTENDED\s+|FORMATTED\s+)?(?P<table>{_QUALIFIED})(?:\s+(?P<column>{_NAME}))?",
+    re.IGNORECASE)
+_UNSUPPORTED_WORDS: Final = {
+    "create": "CREATE (and CREATE TABLE AS)", "insert": "INSERT INTO", "merge": "MERGE INTO", "update": "UPDATE",
+    "delete": "DELETE", "drop": "DROP", "alter": "ALTER", "unload": "UNLOAD", "msck": "MSCK REPAIR TABLE",
+    "explain": "EXPLAIN", "optimize": "OPTIMIZE", "vacuum": "VACUUM", "show": "this SHOW statement",
+    "prepare": "PREPARE", "execute": "EXECUTE", "deallocate": "DEALLOCATE", "use": "USE", "grant": "GRANT",
+    "revoke": "REVOKE", "call": "CALL", "set": "SET", "reset": "RESET", "start": "START TRANSACTION",
+    "commit": "COMMIT", "rollback": "ROLLBACK", "analyze": "ANALYZE", "refresh": "REFRESH", "comment": "COMMENT",
+}
+SUPPORTED: Final = "SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS and DESCRIBE"
+
+
+class LocalEngine:
+    def __init__(self, session: Any, endpoint_url: str | None = None, *, database: str = "default",
+                 bytes_scanned_cutoff: int | None = None) -> None:
+        self.catalog = GlueCatalog(session, endpoint_url)
+        self.database = database
+        self.bytes_scanned_cutoff = bytes_scanned_cutoff
+
+    def execute(self, sql: str, *, database: str | None = None, parameters: Sequence[str] | None = None,
+                cancellation: Cancellation | None = None, bytes_scanned_cutoff: int | None = None) -> Result:
+        """Run one statement; raises `QueryError` (failed) or `QueryCancelled` (stopped)."""
+        cancel = cancellation or Cancellation()
+        database = (database or self.database).lower()
+        text = _strip(sql)
+        if not text:
+            raise QueryError("SYNTAX_ERROR", "line 1:1: the statement is empty")
+        try:
+            utility = self._utility(text, database)
+            if utility is not None:
+                return utility
+            cutoff = bytes_scanned_cutoff if bytes_scanned_cutoff is not None else self.bytes_scanned_cutoff
+            return self._query(text, database, parameters, cancel, cutoff)
+        finally:
+            cancel.finish()
+
+    # --- SHOW and DESCRIBE, from Glue ----------------------------------------------------------
+
+    def _utility(self, text: str, database: str) -> Result | None:
+        if (match := _SHOW_DATABASES.fullmatch(text)) is not None:
+            names = [n for n in self.catalog.databases() if _hive_like(n, match["pattern"])]
+            return _utility_result(["database_name"], [(n,) for n in names])
+        if (match := _SHOW_TABLES.fullmatch(text)) is not None:
+            db = _unquote(match["db"]) if match["db"] else database
+            names = sorted(t["Name"] for t in self.catalog.tables(db) if _hive_like(t["Name"], match["pattern"]))
+            return _utility_result(["tab_name"], [(n,) for n in names])
+        if (match := _SHOW_PARTITIONS.fullmatch(text)) is not None:
+            db, name = _split_name(match["table"], database)
+            table = self.catalog.table(db, name)
+            if is_iceberg(table):
+                raise QueryError("NOT_SUPPORTED", f"SHOW PARTITIONS is not supported for Iceberg table {db}.{name}; "
+                                 f'query "{db}"."{name}$partitions" on Athena instead')
+            keys = [k["Name"] for k in table.get("PartitionKeys") or []]
+            if not keys:
+                raise QueryError("NOT_SUPPORTED", f"Table {db}.{name} is not partitioned")
+            rows = sorted("/".join(f"{k}={v}" for k, v in zip(keys, p["Values"], strict=False))
+                          for p in self.catalog.glue_partitions(db, name))
+            return _utility_result(["partition"], [(r,) for r in rows])
+        if (match := _SHOW_COLUMNS.fullmatch(text)) is not None:
+            db, name = _split_name(match["table"], _unquote(match["db"]) if match["db"] else database)
+            columns = _all_columns(self.catalog.table(db, name))
+            return _utility_result(["field"], [(c["Name"],) for c in columns])
+        if (match := _DESCRIBE.fullmatch(text)) is not None:
+            db, name = _split_name(match["table"], database)
+            return _utility_result(["col_name"], [(line,) for line in self._describe(db, name, match["column"])])
+        return None
+
+    def _describe(self, database: str, name: str, column: str | None) -> list[str]:
+        table = self.catalog.table(database, name)
+        keys = table.get("PartitionKeys") or []
+        columns = _all_columns(table)
+        if column is not None:
+            wanted = _unquote(column).lower()
+            columns = [c for c in columns if c["Name"].lower() == wanted]
+            if not columns:
+                raise QueryError("COLUMN_NOT_FOUND", f"Column '{wanted}' does not exist in {database}.{name}")
+            keys = []
+        lines = [_describe_line(c) for c in columns]
+        if keys:
+            lines += ["", "# Partition Information", _describe_line({"Name": "# col_name", "Type": "data_type",
+                                                                      "Comment": "comment"}), ""]
+            lines += [_describe_line(k) for k in keys]
+        return lines
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def _query(self, text: str, database: str, parameters: Sequence[str] | None, cancel: Cancellation,
+               cutoff: int | None) -> Result:
+        import duckdb  # noqa: PLC0415 (heavy: loaded when a query runs)
+        from sqlglot import exp  # noqa: PLC0415
+
+        statement = _parse(text)
+        if parameters is not None or any(True for _ in statement.find_all(exp.Placeholder)):
+            statement = _bind(statement, list(parameters or []))
+        _name_columns(statement)
+        references = _references(statement, text, database)
+        connection = duckdb.connect()
+        scanned = files = 0
+        try:
+            connection.execute("SET TimeZone='UTC'")
+            bound: dict[tuple[str, str], str] = {}
+            for table_node, (db, name, offset) in references:
+                if cancel.is_cancelled():
+                    raise QueryCancelled()
+                key = (db, name)
+                if key not in bound:
+                    try:
+                        scan = self.catalog.read(db, name, injected=_injected_values(statement, self.catalog, db, name),
+                                                 cancelled=cancel.is_cancelled)
+                    except QueryError as error:
+                        if error.name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+                            raise QueryError(error.name, f"{position(text, offset)}: {error.message}") from None
+                        raise
+                    scanned += scan.bytes_scanned
+                    files += scan.files
+                    if cutoff is not None and scanned > cutoff:
+                        raise QueryError("EXCEEDED_BYTES_SCANNED_LIMIT",
+                                         f"Query cancelled! Bytes scanned limit was exceeded ({scanned} > {cutoff})")
+                    bound[key] = f"__signals_t{len(bound)}"
+                    connection.register(bound[key], scan.table)
+                alias = table_node.args.get("alias")
+                replacement = exp.Table(this=exp.to_identifier(bound[key]))
+                replacement.set("alias", alias.copy() if alias is not None else exp.TableAlias(
+                    this=exp.to_identifier(name, quoted=True)))
+                table_node.replace(replacement)
+            duck_sql = statement.sql(dialect="duckdb")
+            cancel.attach(connection)
+            try:
+                relation = connection.sql(duck_sql)
+                if relation is None:
+                    raise QueryError("NOT_SUPPORTED",
+                                     f"the statement returns no rows; the local engine runs {SUPPORTED}")
+                columns = list(relation.columns)
+                types = [athena_type(t) for t in relation.types]
+                rows = relation.fetchall()
+                if cancel.is_cancelled():
+                    raise QueryCancelled()
+            except duckdb.InterruptException:
+                raise QueryCancelled() from None
+            except duckdb.Error as error:
+                if cancel.is_cancelled():
+                    raise QueryCancelled() from None
+                raise _translate(error, text) from None
+            finally:
+                cancel.detach()
+        finally:
+            connection.close()
+        return Result(columns=columns, types=types, rows=rows, statement_type="DML",
+                      bytes_scanned=scanned, files_read=files)
+
+
+# --- parsing and rewriting -----------------------------------------------------------------------
+
+
+def _strip(sql: str) -> str:
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _parse(text: str) -> Any:
+    import sqlglot  # noqa: PLC0415
+    from sqlglot import exp  # noqa: PLC0415
+    from sqlglot.errors import ParseError, TokenError  # noqa: PLC0415
+
+    word = text.split(None, 1)[0].lower().lstrip("(")
+    if word in _UNSUPPORTED_WORDS:
+        _unsupported(word)
+    try:
+        statements = [s for s in sqlglot.parse(text, read="trino") if s is not None]
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        where = f"line {first.get('line', 1)}:{first.get('col', 1)}: " if first else ""
+        raise QueryError("SYNTAX_ERROR", f"{where}{first.get('description', str(error))}") from None
+    except TokenError as error:
+        raise QueryError("SYNTAX_ERROR", str(error)) from None
+    if len(statements) != 1:
+        raise QueryError("", f"Only one sql statement is allowed. Got: {text}")
+    statement = statements[0]
+    if isinstance(statement, exp.Query) and not isinstance(statement, exp.Command):
+        return statement
+    _unsupported(word)
+
+
+def _unsupported(word: str) -> NoReturn:
+    kind = _UNSUPPORTED_WORDS.get(word, word.upper())
+    raise QueryError(
+        "NOT_SUPPORTED",
+        f"{kind} is not supported by the local Athena engine, which runs {SUPPORTED} (docs/local-stack.md)",
+    )
+
+
+def _bind(statement: Any, parameters: list[str]) -> Any:
+    import sqlglot  # noqa: PLC0415
+    from sqlglot import exp  # noqa: PLC0415
+
+    placeholders = list(statement.find_all(exp.Placeholder))
+    if len(placeholders) != len(parameters):
+        raise QueryError("INVALID_PARAMETER_USAGE",
+                         f"Incorrect number of parameters: expected {len(placeholders)} but found {len(parameters)}")
+    for placeholder, value in zip(placeholders, parameters, strict=True):
+        placeholder.replace(sqlglot.parse_one(value, read="trino"))
+    return statement
+
+
+def _name_columns(statement: Any) -> None:
+    """Unnamed output columns are `_col0`, `_col1`, ... as Trino names them."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    select = statement
+    while isinstance(select, exp.SetOperation):
+        select = select.this
+    if not isinstance(select, exp.Select):
+        return
+    for index, expression in enumerate(select.expressions):
+        if isinstance(expression, exp.Alias | exp.Column | exp.Star):
+            continue
+        expression.replace(exp.alias_(expression.copy(), f"_col{index}"))
+
+
+def _references(statement: Any, text: str, database: str) -> list[tuple[Any, tuple[str, str, int]]]:
+    """Every catalog table the statement reads: (node, (database, table, offset in the text))."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    found = []
+    for table in list(statement.find_all(exp.Table)):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # UNNEST(...), table functions
+        name = table.name.lower()
+        db = table.db.lower() if table.db else None
+        if db is None and name in ctes:
+            continue
+        catalog = table.catalog.lower() if table.catalog else DEFAULT_CATALOG
+        starts = [part.meta.get("start") for part in table.parts if isinstance(part, exp.Identifier)]
+        offset = min((int(start) for start in starts if start is not None), default=0)
+        if catalog != DEFAULT_CATALOG:
+            raise QueryError("CATALOG_NOT_FOUND", f"{position(text, offset)}: Catalog '{catalog}' does not exist")
+        if "$" in name:
+            raise QueryError("NOT_SUPPORTED",
+                             f"{position(text, offset)}: metadata table {name} is not supported locally")
+        found.append((table, (db or database, name, offset)))
+    return found
+
+
+def _injected_values(statement: Any, catalog: GlueCatalog, database: str, name: str) -> dict[str, frozenset[str]]:
+    """Literal values the WHERE gives injected projection columns (`col = 'x'`, `col IN ('x', 'y')`)."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    table = catalog.table(database, name)
+    parameters = table.get("Parameters") or {}
+    injected = [k["Name"].lower() for k in table.get("PartitionKeys") or []
+                if str(parameters.get(f"projection.{k['Name']}.type", "")).lower() == "injected"]
+    values: dict[str, set[str]] = {column: set() for column in injected}
+    for node in statement.find_all(exp.EQ, exp.In):
+        left = node.this
+        if not isinstance(left, exp.Column) or left.name.lower() not in values:
+            continue
+        if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Literal):
+            values[left.name.lower()].add(node.expression.name)
+        elif isinstance(node, exp.In):
+            values[left.name.lower()].update(e.name for e in node.expressions if isinstance(e, exp.Literal))
+    for column, found in values.items():
+        if not found:
+            raise QueryError(
+                "CONSTRAINT_VIOLATION",
+                f"For the injected projected partition column {column}, the WHERE clause must contain only static "
+                "equality conditions, and at least one such condition must be present.",
+            )
+    return {column: frozenset(found) for column, found in values.items()}
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+_NOT_FOUND_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"')
+_NOT_FOUND_FUNCTION = re.compile(r"(?:Scalar|Aggregate|Table) Function with name \"?([\w.]+)\"? does not exist")
+
+
+def _translate(error: Exception, text: str) -> QueryError:
+    import duckdb  # noqa: PLC0415
+
+    message = str(error)
+    first_line = message.splitlines()[0] if message else type(error).__name__
+    if (match := _NOT_FOUND_COLUMN.search(message)) is not None:
+        column = match[1] or match[2]
+        return QueryError("COLUMN_NOT_FOUND", f"{_where(text, column)}Column '{column}' cannot be resolved or "
+                          "requester is not authorized to access requested resources")
+    if (match := _NOT_FOUND_FUNCTION.search(message)) is not None:
+        return QueryError("FUNCTION_NOT_FOUND", f"{_where(text, match[1])}Function '{match[1]}' not registered")
+    if isinstance(error, duckdb.ParserException):
+        return QueryError("SYNTAX_ERROR", f"{first_line} (local engine: DuckDB, after transpiling)")
+    if isinstance(error, duckdb.ConversionException):
+        return QueryError("INVALID_CAST_ARGUMENT", first_line)
+    if isinstance(error, duckdb.BinderException) and "function" in message.lower():
+        return QueryError("FUNCTION_NOT_FOUND", first_line)
+    if isinstance(error, duckdb.BinderException):
+        return QueryError("TYPE_MISMATCH", first_line)
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return QueryError("EXCEEDED_LOCAL_MEMORY_LIMIT", first_line, category=SYSTEM)
+    if isinstance(error, duckdb.InvalidInputException | duckdb.OutOfRangeException):
+        return QueryError("INVALID_FUNCTION_ARGUMENT", first_line)
+    if isinstance(error, duckdb.NotImplementedException):
+        return QueryError("NOT_SUPPORTED", f"{first_line} (local engine: DuckDB)")
+    return QueryError("GENERIC_USER_ERROR", f"{first_line} (local engine: DuckDB)", category=USER)
+
+
+def _where(text: str, identifier: str) -> str:
+    match = re.search(rf'(?<![\w"]){re.escape(identifier)}(?![\w"])|"{re.escape(identifier)}"', text, re.IGNORECASE)
+    return f"{position(text, match.start())}: " if match else ""
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "`\"":
+        return name[1:-1]
+    return name.lower()
+
+
+def _split_name(qualified: str, database: str) -> tuple[str, str]:
+    parts = [_unquote(p) for p in re.findall(_NAME, qualified)]
+    return (parts[0].lower(), parts[1].lower()) if len(parts) == 2 else (database, parts[0].lower())
+
+
+def _hive_like(name: str, pattern: str | None) -> bool:
+    """SHOW's pattern: `*` any characters, `|` alternatives, case-insensitive."""
+    if not pattern:
+        return True
+    alternatives = [re.escape(p.strip()).replace(r"\*", ".*") for p in pattern.split("|")]
+    return re.fullmatch("|".join(alternatives), name, re.IGNORECASE) is not None
+
+
+def _all_columns(table: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    columns = list((table.get("StorageDescriptor") or {}).get("Columns") or [])
+    names = {c["Name"] for c in columns}
+    return columns + [k for k in table.get("PartitionKeys") or [] if k["Name"] not in names]
+
+
+def _describe_line(column: Mapping[str, Any]) -> str:
+    return f"{column['Name']:<20}\t{column.get('Type', ''):<20}\t{column.get('Comment', '') or ''}".rstrip()
+
+
+def _utility_result(columns: list[str], rows: list[tuple[Any, ...]]) -> Result:
+    return Result(columns=columns, types=[UTILITY_TYPE] * len(columns), rows=rows, statement_type="UTILITY")
+
+
+def transpile(sql: str) -> str:
+    """Athena (Trino) SQL as DuckDB runs it (what the engine does to a query, without the catalog)."""
+    return str(_parse(_strip(sql)).sql(dialect="duckdb"))
+

@@ -1,0 +1,226 @@
+"""Athena on the embedded endpoint runs queries: pyathena, boto3 and `signals query` agree.
+
+One stack for the module; its lock table gets a known set of events first. Every client is pointed
+at the stack only through `AWS_ENDPOINT_URL`, as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from signals.env import Environment, Output
+from signals.local.stack import LocalStack
+from signals.query import QueryFailed, query_athena, query_local
+from tests.e2e.local.conftest import API_KEY, post
+
+DATABASE = "telemetry-parser-db"
+EVENTS = 40
+
+
+@pytest.fixture(scope="module")
+def loaded(stack: LocalStack) -> LocalStack:
+    now = int(time.time() * 1000)
+    events = [
+        {"event_id": f"ath-{i}", "device_id": f"ath-lock-{i % 4}", "device_type": "lock", "event_name": "bolt_changed",
+         "event_time": now - 1000 - i, "battery_pct": 50 + i, "bolt_state": "locked" if i % 2 else "unlocked",
+         "temperature_c": 20.5 + i / 4, "attributes": {"home": f"h{i % 3}"}}
+        for i in range(EVENTS)
+    ]
+    status, reply = post(stack, "/v1/telemetry", json.dumps(events).encode(),
+                         {"x-api-key": API_KEY, "content-type": "application/json"})
+    assert (status, reply["accepted"]) == (200, EVENTS)
+    assert stack.wait_until_drained(60)
+    return stack
+
+
+@pytest.fixture
+def endpoint(loaded: LocalStack, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", loaded.aws_endpoint_url)
+    return loaded.aws_endpoint_url
+
+
+def workgroup(stack: LocalStack) -> str:
+    return stack.outputs[Output.HUMAN_WORKGROUP]
+
+
+def run(stack: LocalStack, sql: str, *, database: str = DATABASE, timeout: float = 30.0) -> dict[str, Any]:
+    """StartQueryExecution, then GetQueryExecution until the state is final; the final QueryExecution."""
+    athena = stack.client("athena")
+    execution_id = athena.start_query_execution(
+        QueryString=sql, WorkGroup=workgroup(stack), QueryExecutionContext={"Database": database})["QueryExecutionId"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution: dict[str, Any] = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+        if execution["Status"]["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"{sql!r} still running after {timeout} s")
+
+
+def results(stack: LocalStack, execution_id: str) -> list[list[str | None]]:
+    pages = stack.client("athena").get_paginator("get_query_results").paginate(QueryExecutionId=execution_id)
+    return [[cell.get("VarCharValue") for cell in row["Data"]] for page in pages for row in page["ResultSet"]["Rows"]]
+
+
+def test_pyathena_count_equals_signals_query_and_a_bad_column_raises(loaded: LocalStack, env: Environment,
+                                                                     endpoint: str) -> None:
+    import pyathena  # noqa: PLC0415
+    from pyathena.error import OperationalError  # noqa: PLC0415
+
+    sql = "SELECT count(*) FROM telemetry_lock_flat WHERE device_id LIKE 'ath-%'"
+    cursor = pyathena.connect(region_name="us-west-2", work_group=workgroup(loaded), schema_name=DATABASE).cursor()
+    cursor.execute(sql)
+    assert cursor.description[0][:2] == ("_col0", "bigint")
+    (athena_count,) = cursor.fetchone()
+    assert athena_count == EVENTS
+    assert query_local(env, sql).rows == [(athena_count,)]
+
+    with pytest.raises(OperationalError, match=r"COLUMN_NOT_FOUND: line 1:8: Column 'no_such_column' cannot be"):
+        cursor.execute("SELECT no_such_column FROM telemetry_lock_flat")
+    with pytest.raises(QueryFailed, match="COLUMN_NOT_FOUND"):
+        query_local(env, "SELECT no_such_column FROM telemetry_lock_flat")
+
+
+def test_signals_query_returns_the_rows_the_athena_api_returns(loaded: LocalStack, env: Environment) -> None:
+    sql = ("SELECT event_id, device_id, battery_pct, temperature_c, bolt_state = 'locked' AS locked, event_time, "
+           "received_at, day FROM telemetry_lock_flat WHERE device_id LIKE 'ath-%' ORDER BY event_id")
+    local = query_local(env, sql)
+    through_api = query_athena(env, sql, poll=0.05)  # the env's HumanWorkgroup, on the embedded endpoint
+    assert through_api.columns == local.columns
+    assert through_api.rows == local.rows
+    assert len(local.rows) == EVENTS
+    assert isinstance(local.rows[0][5], datetime)
+    assert local.rows[0][5].tzinfo is UTC
+
+
+def test_results_and_metadata_are_written_where_athena_writes_them(loaded: LocalStack) -> None:
+    execution = run(loaded, "SELECT 'say \"hi\", twice' AS quoted, NULL AS missing, 42 AS answer, 2.5e0 AS ratio, "
+                            "TIMESTAMP '2026-11-25 19:00:00.125' AS at")
+    assert execution["Status"]["State"] == "SUCCEEDED"
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    bucket = loaded.outputs[Output.ATHENA_RESULTS_BUCKET]
+    assert location == f"s3://{bucket}/human/{execution['QueryExecutionId']}.csv"
+    s3 = loaded.client("s3")
+    key = location.removeprefix(f"s3://{bucket}/")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert body == ('"quoted","missing","answer","ratio","at"\n'
+                    '"say ""hi"", twice",,"42","2.5","2026-11-25 19:00:00.125"\n')
+    metadata = json.loads(s3.get_object(Bucket=bucket, Key=key + ".metadata")["Body"].read())
+    assert [(c["Name"], c["Type"]) for c in metadata["ColumnInfo"]] == [
+        ("quoted", "varchar"), ("missing", "unknown"), ("answer", "integer"), ("ratio", "double"), ("at", "timestamp")]
+    assert execution["Statistics"]["TotalExecutionTimeInMillis"] >= 0
+    assert execution["WorkGroup"] == workgroup(loaded)
+    assert execution["QueryExecutionContext"]["Database"] == DATABASE
+    assert execution["StatementType"] == "DML"
+
+
+def test_typed_results_page_with_the_header_first(loaded: LocalStack, endpoint: str) -> None:
+    import pyathena  # noqa: PLC0415
+
+    execution = run(loaded, "SELECT x, CAST(x AS varchar) AS label FROM UNNEST(sequence(1, 2500)) AS t(x)")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    athena = loaded.client("athena")
+    first = athena.get_query_results(QueryExecutionId=execution["QueryExecutionId"], MaxResults=1000)
+    info = first["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]
+    # sequence() is array(bigint) in Trino too
+    assert [(c["Name"], c["Type"]) for c in info] == [("x", "bigint"), ("label", "varchar")]
+    assert "NextToken" in first
+    rows = results(loaded, execution["QueryExecutionId"])
+    assert rows[0] == ["x", "label"]
+    assert len(rows) == 2501
+    assert rows[-1] == ["2500", "2500"]
+
+    cursor = pyathena.connect(region_name="us-west-2", work_group=workgroup(loaded), schema_name=DATABASE).cursor()
+    cursor.execute("SELECT x FROM UNNEST(sequence(1, 2500)) AS t(x) ORDER BY x")
+    fetched = cursor.fetchall()
+    assert [row[0] for row in fetched] == list(range(1, 2501))
+
+
+def test_a_running_query_can_be_stopped(loaded: LocalStack) -> None:
+    athena = loaded.client("athena")
+    slow = ("SELECT count(*) FROM UNNEST(sequence(1, 10000)) AS a(x) CROSS JOIN UNNEST(sequence(1, 10000)) AS b(y) "
+            "CROSS JOIN UNNEST(sequence(1, 10000)) AS c(z) WHERE x + y + z = 7")
+    execution_id = athena.start_query_execution(QueryString=slow, WorkGroup=workgroup(loaded))["QueryExecutionId"]
+    deadline = time.monotonic() + 10
+    while athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]["State"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    athena.stop_query_execution(QueryExecutionId=execution_id)
+    deadline = time.monotonic() + 10
+    while (status := athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"])[
+            "State"] != "CANCELLED":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    with pytest.raises(ClientError, match="CANCELLED"):
+        athena.get_query_results(QueryExecutionId=execution_id)
+    bucket = loaded.outputs[Output.ATHENA_RESULTS_BUCKET]
+    listed = loaded.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"human/{execution_id}")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_show_and_describe_answer_from_glue(loaded: LocalStack) -> None:
+    tables = run(loaded, "SHOW TABLES")
+    assert tables["StatementType"] == "UTILITY"
+    assert tables["ResultConfiguration"]["OutputLocation"].endswith(".txt")
+    assert [r[0] for r in results(loaded, tables["QueryExecutionId"])] == [
+        "telemetry_bridge_flat", "telemetry_lock_flat", "telemetry_otlp_logs_flat", "telemetry_video_doorbell_flat"]
+    databases = [r[0] for r in results(loaded, run(loaded, "SHOW DATABASES")["QueryExecutionId"])]
+    assert DATABASE in databases
+    assert "local-tps_s3_inventory" in databases
+    partitions = [r[0] for r in results(loaded, run(loaded, "SHOW PARTITIONS telemetry_lock_flat")["QueryExecutionId"])]
+    today = datetime.now(UTC)
+    assert any(p.startswith(f"day={today:%Y-%m-%d}/hour=") for p in partitions), partitions
+    described = [r[0] or "" for r in results(loaded, run(loaded, "DESCRIBE telemetry_lock_flat")["QueryExecutionId"])]
+    assert described[0].split("\t")[0].strip() == "event_id"
+    assert described[0].split("\t")[1].strip() == "string"
+    assert "# Partition Information" in described
+    assert described[-1].split("\t")[0].strip() == "hour"
+
+
+def test_what_the_engine_cannot_do_fails_loudly(loaded: LocalStack) -> None:
+    for sql, expected in [
+        ("CREATE TABLE copy AS SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: CREATE"),
+        ("INSERT INTO telemetry_lock_flat SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: INSERT"),
+        ("UNLOAD (SELECT 1) TO 's3://x/' WITH (format = 'PARQUET')", "NOT_SUPPORTED: UNLOAD"),
+        ("SELECT * FROM no_such_table", "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.telemetry-parser-db."),
+        ("SELECT * FROM nowhere.t", "SCHEMA_NOT_FOUND: line 1:15: Schema 'nowhere' does not exist"),
+        ("SELECT nope(1)", "FUNCTION_NOT_FOUND: line 1:8: Function 'nope' not registered"),
+        ("SELECT 1; SELECT 2", "Only one sql statement is allowed"),
+    ]:
+        execution = run(loaded, sql)
+        status = execution["Status"]
+        assert status["State"] == "FAILED", sql
+        assert status["StateChangeReason"].startswith(expected), (sql, status["StateChangeReason"])
+        assert status["AthenaError"]["ErrorCategory"] == 2
+        with pytest.raises(ClientError, match="FAILED"):
+            loaded.client("athena").get_query_results(QueryExecutionId=execution["QueryExecutionId"])
+
+
+def test_executions_are_listed_and_workgroups_still_reach_moto(loaded: LocalStack) -> None:
+    athena = loaded.client("athena")
+    first, second = run(loaded, "SELECT 1"), run(loaded, "SELECT 2")
+    listed = athena.list_query_executions(WorkGroup=workgroup(loaded))["QueryExecutionIds"]
+    assert listed.index(second["QueryExecutionId"]) < listed.index(first["QueryExecutionId"])  # newest first
+    batch = athena.batch_get_query_execution(QueryExecutionIds=[first["QueryExecutionId"], "nope"])
+    assert [e["QueryExecutionId"] for e in batch["QueryExecutions"]] == [first["QueryExecutionId"]]
+    assert batch["UnprocessedQueryExecutionIds"][0]["QueryExecutionId"] == "nope"
+    names = {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}
+    assert {"local-tps-telemetry-human-wg", "local-tps-telemetry-s3_inventory-wg"} <= names
+    configuration = athena.get_work_group(WorkGroup=workgroup(loaded))["WorkGroup"]["Configuration"]
+    assert configuration["ResultConfiguration"]["OutputLocation"].endswith("/human/")
+    with pytest.raises(ClientError, match="WorkGroup nope is not found"):
+        athena.start_query_execution(QueryString="SELECT 1", WorkGroup="nope")
+    with pytest.raises(ClientError, match="was not found"):
+        athena.get_query_execution(QueryExecutionId="no-such-id")
+
+
+def parse_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
