@@ -56,8 +56,6 @@ class DateFormat:
                 if pattern.startswith(token, index):
                     regex, strf = regex + token_regex, strf + token_strf
                     smallest = {"HH": "HOURS", "mm": "MINUTES", "ss": "SECONDS"}.get(token, smallest)
-                    if smallest == "DAYS" and token in ("HH",):
-                        smallest = "HOURS"
                     index += len(token)
                     break
             else:
@@ -135,7 +133,9 @@ class Column:
         if moment is None or (self._date.strftime and moment.strftime(self._date.strftime) != value):
             return False
         start_text, end_text = (part.strip() for part in self._setting("range").split(",", 1))
-        start, end = self._bound(start_text), self._bound(end_text)
+        # Projection formats each generated value, so a relative bound (NOW-3DAYS) counts from the
+        # value it formats to: truncated to the format's precision.
+        start, end = self._truncate(self._bound(start_text)), self._truncate(self._bound(end_text))
         if not start <= moment <= end:
             return False
         interval = int(self.settings.get("interval", "1"))
@@ -148,6 +148,10 @@ class Column:
             return months % step == 0 and moment.replace(year=start.year, month=start.month) == start
         seconds = {"WEEKS": 604800, "DAYS": 86400, "HOURS": 3600, "MINUTES": 60, "SECONDS": 1}[unit] * interval
         return (moment - start).total_seconds() % seconds == 0
+
+    def _truncate(self, moment: datetime) -> datetime:
+        assert self._date is not None
+        return self._date.parse_value(moment.strftime(self._date.strftime)) or moment
 
     def _bound(self, text: str) -> datetime:
         relative = re.fullmatch(r"NOW(?:\s*([+-])\s*(\d+)\s*([A-Z]+?)S?)?", text.upper())

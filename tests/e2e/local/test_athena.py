@@ -6,6 +6,7 @@ at the stack only through `AWS_ENDPOINT_URL`, as a user would.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -51,11 +52,13 @@ def workgroup(stack: LocalStack) -> str:
     return stack.outputs[Output.HUMAN_WORKGROUP]
 
 
-def run(stack: LocalStack, sql: str, *, database: str = DATABASE, timeout: float = 30.0) -> dict[str, Any]:
+def run(stack: LocalStack, sql: str, *, database: str = DATABASE, timeout: float = 30.0,
+        in_workgroup: str | None = None) -> dict[str, Any]:
     """StartQueryExecution, then GetQueryExecution until the state is final; the final QueryExecution."""
     athena = stack.client("athena")
     execution_id = athena.start_query_execution(
-        QueryString=sql, WorkGroup=workgroup(stack), QueryExecutionContext={"Database": database})["QueryExecutionId"]
+        QueryString=sql, WorkGroup=in_workgroup or workgroup(stack),
+        QueryExecutionContext={"Database": database})["QueryExecutionId"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         execution: dict[str, Any] = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
@@ -224,3 +227,133 @@ def test_executions_are_listed_and_workgroups_still_reach_moto(loaded: LocalStac
 
 def parse_csv(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
+
+
+def iceberg_rows(spec: Any, prefix: str, count: int) -> list[dict[str, Any]]:
+    day = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
+    rows = []
+    for i in range(count):
+        row: dict[str, Any] = dict.fromkeys(spec.column_names)
+        row.update(event_id=f"{prefix}{i}", device_id="ice-lock", device_type="lock", event_name="bolt_changed",
+                   event_time=day.replace(tzinfo=None), received_at=day.replace(tzinfo=None), battery_pct=60 + i,
+                   source_key=f"raw/json_telemetry/ice-{i}.gz", source_line=i + 1, day=f"{day:%Y-%m-%d}", hour="03")
+        rows.append(row)
+    return rows
+
+
+def test_a_qualified_iceberg_table_reads_its_current_snapshot(loaded: LocalStack, env: Environment) -> None:
+    import pyarrow as pa  # noqa: PLC0415
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError  # noqa: PLC0415
+
+    from shared.iceberg import pyiceberg_partition_spec, pyiceberg_schema  # noqa: PLC0415
+    from shared.schema import COMPACTED_BY_NAME, DUPLICATE_CONFLICTS, alerts_database, audit_database  # noqa: PLC0415
+    from signals.sql.catalog import iceberg_catalog  # noqa: PLC0415
+
+    spec = COMPACTED_BY_NAME["int_lock_compacted_daily"]
+    catalog = iceberg_catalog(loaded.session(), loaded.aws_endpoint_url)
+    bucket = "athena-e2e-iceberg"
+    loaded.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    tables = {}
+    for database, table_spec in ((alerts_database("local"), spec), (audit_database("local"), DUPLICATE_CONFLICTS)):
+        with contextlib.suppress(NamespaceAlreadyExistsError):  # the local stack's template may declare it
+            catalog.create_namespace(database)
+        tables[table_spec.name] = catalog.create_table_if_not_exists(
+            (database, table_spec.name), schema=pyiceberg_schema(table_spec),
+            partition_spec=pyiceberg_partition_spec(table_spec), location=f"s3://{bucket}/{table_spec.name}/")
+    compacted = tables[spec.name]
+    compacted.append(pa.Table.from_pylist(iceberg_rows(spec, "ice-a", 3), schema=compacted.schema().as_arrow()))
+
+    sql = (f"SELECT event_id, battery_pct, day FROM {alerts_database('local')}.{spec.name} "
+           "WHERE event_id LIKE 'ice-%' ORDER BY event_id")
+    assert [row[:2] for row in query_local(env, sql).rows] == [("ice-a0", 60), ("ice-a1", 61), ("ice-a2", 62)]
+    compacted.append(pa.Table.from_pylist(iceberg_rows(spec, "ice-b", 2), schema=compacted.schema().as_arrow()))
+    local = query_local(env, sql)
+    assert len(local.rows) == 5  # the current snapshot, not the first
+    assert query_athena(env, sql, poll=0.05).rows == local.rows
+
+    conflicts = query_local(env, f"SELECT count(*) FROM {audit_database('local')}.duplicate_conflicts "
+                                 "WHERE event_key LIKE 'ice-%'")
+    assert conflicts.rows == [(0,)]
+    with pytest.raises(QueryFailed, match="NOT_SUPPORTED: SHOW PARTITIONS is not supported for Iceberg"):
+        query_local(env, f"SHOW PARTITIONS {alerts_database('local')}.{spec.name}")
+
+
+def test_a_projected_table_reads_the_partitions_projection_yields(loaded: LocalStack, env: Environment) -> None:
+    import gzip  # noqa: PLC0415
+
+    bad = [{"event_id": f"proj-{i}", "device_id": "proj-lock", "device_type": "lock", "event_name": "x",
+            "event_time": int(time.time() * 1000), "battery_pct": 500} for i in range(3)]
+    status, reply = post(loaded, "/v1/telemetry", json.dumps(bad).encode(),
+                         {"x-api-key": API_KEY, "content-type": "application/json"})
+    assert (status, reply["accepted"]) == (200, 3)
+    assert loaded.wait_until_drained(60)
+    s3, glue = loaded.client("s3"), loaded.client("glue")
+    bucket = loaded.outputs[Output.QUARANTINE_BUCKET]
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/")
+            for item in page.get("Contents", [])]
+    expected = sum(len(gzip.decompress(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).splitlines()) for k in keys)
+    assert expected >= 3
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
+    stray = gzip.compress(b'{"reason": "stray", "line": 1}\n')
+    for key in (f"quarantine/source=bogus/day={today}/hour=01/x.jsonl.gz",  # not an enum value
+                f"quarantine/source=json_telemetry/day={today}/hour=7/x.jsonl.gz",  # not zero-padded
+                "quarantine/source=json_telemetry/day=2001-01-01/hour=01/x.jsonl.gz"):  # outside the range
+        s3.put_object(Bucket=bucket, Key=key, Body=stray)
+
+    glue.create_database(DatabaseInput={"Name": "athena_e2e_audit"})
+    glue.create_table(DatabaseName="athena_e2e_audit", TableInput={
+        "Name": "quarantine_probe",
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "projection.enabled": "true",
+            "projection.source.type": "enum", "projection.source.values": "json_telemetry,otlp_logs",
+            "projection.day.type": "date", "projection.day.format": "yyyy-MM-dd",
+            "projection.day.range": "NOW-7DAYS,NOW", "projection.day.interval.unit": "DAYS",
+            "projection.hour.type": "integer", "projection.hour.range": "0,23", "projection.hour.digits": "2",
+            "storage.location.template": f"s3://{bucket}/quarantine/source=${{source}}/day=${{day}}/hour=${{hour}}/",
+        },
+        "PartitionKeys": [{"Name": "source", "Type": "string"}, {"Name": "day", "Type": "string"},
+                          {"Name": "hour", "Type": "string"}],
+        "StorageDescriptor": {
+            "Location": f"s3://{bucket}/quarantine/",
+            "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
+            "Columns": [{"Name": "reason", "Type": "string"},
+                        {"Name": "errors", "Type": "array<struct<field:string,error:string,message:string>>"},
+                        {"Name": "source_key", "Type": "string"}, {"Name": "line", "Type": "bigint"},
+                        {"Name": "original", "Type": "string"}],
+        },
+    })
+    assert glue.get_partitions(DatabaseName="athena_e2e_audit", TableName="quarantine_probe")["Partitions"] == []
+    counted = query_local(env, "SELECT count(*), count_if(reason = 'stray') FROM athena_e2e_audit.quarantine_probe")
+    assert counted.rows == [(expected, 0)]
+    sql = ("SELECT errors[1].field AS field, source, day FROM athena_e2e_audit.quarantine_probe "
+           "WHERE original LIKE '%proj-%' ORDER BY line")
+    rows = query_local(env, sql).rows
+    assert rows == [("battery_pct", "json_telemetry", today)] * 3
+    assert query_athena(env, sql, poll=0.05).rows == rows
+
+
+def test_the_inventory_database_answers_after_signals_inventory(loaded: LocalStack, env: Environment) -> None:
+    from signals.inventory import write_reports  # noqa: PLC0415
+
+    s3 = loaded.client("s3")
+    reports = write_reports(env)
+    raw = next(r for r in reports if r.configuration.id == "raw-daily")
+    raw_keys = sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=loaded.outputs[Output.RAW_BUCKET]) for item in page.get("Contents", []))
+    assert raw.objects == len(raw_keys) > 0
+    manifest = json.loads(s3.get_object(Bucket=raw.configuration.destination_bucket, Key=raw.manifest_key)["Body"]
+                          .read())
+    assert (manifest["fileFormat"], manifest["sourceBucket"]) == ("Parquet", loaded.outputs[Output.RAW_BUCKET])
+
+    sql = f"SELECT key, size FROM \"local-tps_s3_inventory\".raw_inventory WHERE dt = '{raw.dt}' ORDER BY key"
+    rows = query_local(env, sql).rows
+    assert [row[0] for row in rows] == raw_keys
+    assert all(size > 0 for _, size in rows)
+    execution = run(loaded, f"SELECT count(*) FROM verified_inventory WHERE dt = '{raw.dt}'",
+                    database="local-tps_s3_inventory", in_workgroup="local-tps-telemetry-s3_inventory-wg")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    assert "/s3_inventory/" in execution["ResultConfiguration"]["OutputLocation"]
+    verified = next(r for r in reports if r.configuration.id == "verified-daily")
+    assert results(loaded, execution["QueryExecutionId"])[1] == [str(verified.objects)]
