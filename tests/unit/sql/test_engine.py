@@ -1,0 +1,93 @@
+"""The local engine on moto's Glue and S3 (in process): what it reads, names and refuses."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from signals.sql.engine import LocalEngine, transpile
+from signals.sql.errors import QueryError
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    with mock_aws():
+        session = boto3.Session(region_name="us-west-2")
+        s3, glue = session.client("s3"), session.client("glue")
+        s3.create_bucket(Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        glue.create_database(DatabaseInput={"Name": "db-one"})
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"ID": ["a", "b"], "n": [1, 2]}), buffer)
+        s3.put_object(Bucket="lake", Key="plain/part-0.parquet", Body=buffer.getvalue())
+        s3.put_object(Bucket="lake", Key="plain/_SUCCESS", Body=b"x")  # hidden: not read
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "plain", "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {"Location": "s3://lake/plain/", "Columns": [
+                {"Name": "id", "Type": "string"}, {"Name": "n", "Type": "bigint"}, {"Name": "absent", "Type": "int"}]},
+        })
+        for device in ("a", "b"):
+            s3.put_object(Bucket="lake", Key=f"events/device={device}/1.json",
+                          Body=json.dumps({"value": device.upper()}).encode() + b"\n")
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "injected", "PartitionKeys": [{"Name": "device", "Type": "string"}],
+            "Parameters": {"projection.enabled": "true", "projection.device.type": "injected"},
+            "StorageDescriptor": {"Location": "s3://lake/events/", "Columns": [{"Name": "value", "Type": "string"}],
+                                  "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"}},
+        })
+        yield LocalEngine(session, None, database="db-one")
+
+
+def test_columns_match_by_name_and_missing_ones_are_null(engine: LocalEngine) -> None:
+    result = engine.execute("SELECT id, n, absent, n * 2 FROM plain ORDER BY id")
+    assert result.columns == ["id", "n", "absent", "_col3"]
+    assert result.athena_types == ["varchar", "bigint", "integer", "bigint"]
+    assert result.rows == [("a", 1, None, 2), ("b", 2, None, 4)]
+    assert result.files_read == 1
+    assert engine.execute('SELECT count(*) FROM "db-one".plain').rows == [(2,)]
+    assert engine.execute("SELECT count(*) FROM awsdatacatalog.\"db-one\".plain AS p WHERE p.n > 1").rows == [(1,)]
+    assert engine.execute("WITH plain AS (SELECT 7 AS n) SELECT n FROM plain").rows == [(7,)]  # a CTE, not the table
+
+
+def test_injected_partitions_need_their_values_in_the_where(engine: LocalEngine) -> None:
+    assert engine.execute("SELECT value, device FROM injected WHERE device = 'b'").rows == [("B", "b")]
+    assert engine.execute("SELECT count(*) FROM injected WHERE device IN ('a', 'b')").rows == [(2,)]
+    with pytest.raises(QueryError, match="CONSTRAINT_VIOLATION: For the injected projected partition column device"):
+        engine.execute("SELECT * FROM injected")
+
+
+def test_show_statements_and_parameters(engine: LocalEngine) -> None:
+    assert engine.execute("SHOW TABLES 'in*'").rows == [("injected",)]
+    assert engine.execute("SHOW TABLES IN `db-one`").rows == [("injected",), ("plain",)]
+    assert engine.execute("SHOW SCHEMAS").rows == [("db-one",)]
+    assert engine.execute("SHOW COLUMNS IN plain").rows == [("id",), ("n",), ("absent",)]
+    assert engine.execute("SELECT id FROM plain WHERE n = ?", parameters=["2"]).rows == [("b",)]
+    with pytest.raises(QueryError, match="INVALID_PARAMETER_USAGE"):
+        engine.execute("SELECT id FROM plain WHERE n = ?")
+
+
+@pytest.mark.parametrize(("sql", "error"), [
+    ("MERGE INTO plain t USING plain s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.n, 1)",
+     "NOT_SUPPORTED: MERGE INTO is not supported"),
+    ("DELETE FROM plain", "NOT_SUPPORTED: DELETE"),
+    ("SHOW CREATE TABLE plain", "NOT_SUPPORTED: this SHOW statement"),
+    ("SELECT FROM WHERE", "SYNTAX_ERROR"),
+    ("SELECT id FROM plain p JOIN plain q ON p.id = q.nope", "COLUMN_NOT_FOUND"),
+    ("SELECT CAST('x' AS integer)", "INVALID_CAST_ARGUMENT"),
+    ("SELECT * FROM hive.db.t", "CATALOG_NOT_FOUND: line 1:15: Catalog 'hive' does not exist"),
+    ("", "SYNTAX_ERROR"),
+])
+def test_failures_are_named_like_athena(engine: LocalEngine, sql: str, error: str) -> None:
+    with pytest.raises(QueryError, match=error):
+        engine.execute(sql)
+
+
+def test_trino_functions_are_transpiled() -> None:
+    duck = transpile("SELECT approx_distinct(x), date_trunc('hour', from_iso8601_timestamp(s)) FROM t")
+    assert "APPROX_COUNT_DISTINCT" in duck.upper()
