@@ -229,11 +229,12 @@ class LocalEngine:
                                          f"Query cancelled! Bytes scanned limit was exceeded ({scanned} > {cutoff})")
                     bound[key] = f"__signals_t{len(bound)}"
                     connection.register(bound[key], scan.table)
-                alias = table_node.args.get("alias")
-                replacement = exp.Table(this=exp.to_identifier(bound[key]))
-                replacement.set("alias", alias.copy() if alias is not None else exp.TableAlias(
-                    this=exp.to_identifier(name, quoted=True)))
-                table_node.replace(replacement)
+                # Rebound in place (joins, TABLESAMPLE and the rest of the node stay as written).
+                if table_node.args.get("alias") is None:
+                    table_node.set("alias", exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+                table_node.set("this", exp.to_identifier(bound[key]))
+                table_node.set("db", None)
+                table_node.set("catalog", None)
             duck_sql = statement.sql(dialect="duckdb")
             cancel.attach(connection)
             try:
@@ -348,6 +349,9 @@ def _references(statement: Any, text: str, database: str) -> list[tuple[Any, tup
         offset = min((int(start) for start in starts if start is not None), default=0)
         if catalog != DEFAULT_CATALOG:
             raise QueryError("CATALOG_NOT_FOUND", f"{position(text, offset)}: Catalog '{catalog}' does not exist")
+        if table.args.get("version") is not None:
+            raise QueryError("NOT_SUPPORTED", f"{position(text, offset)}: time travel (FOR ... AS OF) on {name} "
+                             "is not supported by the local engine")
         if "$" in name:
             raise QueryError("NOT_SUPPORTED",
                              f"{position(text, offset)}: metadata table {name} is not supported locally")
