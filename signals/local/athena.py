@@ -133,7 +133,8 @@ class Execution:
             "EngineVersion": dict(ENGINE_VERSION),
         }
         if self.statement_type == "DML":
-            described["SubstatementType"] = self.query.split(None, 1)[0].upper() if self.query.strip() else "SELECT"
+            word = self.query.strip().lstrip("(").split(None, 1)[0].upper() if self.query.strip() else "SELECT"
+            described["SubstatementType"] = "SELECT" if word in ("SELECT", "WITH", "VALUES", "TABLE") else word
         if self.parameters is not None:
             described["ExecutionParameters"] = list(self.parameters)
         return described

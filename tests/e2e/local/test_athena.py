@@ -357,3 +357,4 @@ def test_the_inventory_database_answers_after_signals_inventory(loaded: LocalSta
     assert "/s3_inventory/" in execution["ResultConfiguration"]["OutputLocation"]
     verified = next(r for r in reports if r.configuration.id == "verified-daily")
     assert results(loaded, execution["QueryExecutionId"])[1] == [str(verified.objects)]
+
