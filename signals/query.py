@@ -1,14 +1,16 @@
-"""`signals query "SQL"`: SQL over the Glue tables, like Athena.
+"""`signals query "SQL"`: Athena SQL (Trino) over the Glue tables.
 
-Against `local` (the default), DuckDB answers: for each Glue table the SQL names, the partitions
-Glue lists are read from the embedded S3 (every object under each partition's location, as Athena
-does), with the table's explicit Arrow schema from `shared.arrow` (Hive `timestamp` carries no unit:
-device tables are ms, OTLP us) plus the `day` and `hour` partition columns, and registered as a view
-of the same name. A partition that is not in Glue is invisible, as it is to Athena. Sessions run in
-UTC.
+Unqualified table names are the Glue database's (`telemetry-parser-db`); other databases by name:
+`telemetry_alerts_local.int_lock_compacted_daily`, `"local-tps_s3_inventory".raw_inventory`.
+
+Against `local` (the default), the local Athena engine answers (`signals.sql.engine.LocalEngine`,
+the one the embedded endpoint's Athena runs, so both give the same rows): each table the SQL names
+is read as Athena would (the partitions Glue lists, partitions projection yields, an Iceberg
+table's current snapshot), and the SQL, transpiled to DuckDB, runs over them in UTC. A partition
+that is not in Glue is invisible, as it is to Athena. Failures are Athena's (`COLUMN_NOT_FOUND: ...`).
 
 Against a deployed env, Athena runs the SQL in the `{env}-tps-telemetry-human-wg` workgroup (its
-name from the stack outputs) on the Glue database, and the results are paged back.
+name from the stack outputs) with the Glue database as the default, and the results are paged back.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ at the stack only through `AWS_ENDPOINT_URL`, as a user would.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import time
 from datetime import UTC, datetime
@@ -223,10 +221,6 @@ def test_executions_are_listed_and_workgroups_still_reach_moto(loaded: LocalStac
         athena.start_query_execution(QueryString="SELECT 1", WorkGroup="nope")
     with pytest.raises(ClientError, match="was not found"):
         athena.get_query_execution(QueryExecutionId="no-such-id")
-
-
-def parse_csv(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
 
 
 def iceberg_rows(spec: Any, prefix: str, count: int) -> list[dict[str, Any]]:
