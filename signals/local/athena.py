@@ -293,7 +293,7 @@ class LocalAthena:
         rows = execution.texts
         page = rows[start:start + limit]
         answer: dict[str, Any] = {
-            "UpdateCount": 0,
+            "UpdateCount": result.update_count or 0,
             "ResultSet": {
                 "Rows": [{"Data": [{"VarCharValue": v} if v is not None else {} for v in row]} for row in page],
                 "ResultSetMetadata": {"ColumnInfo": _column_info(result)},
@@ -427,7 +427,7 @@ def _texts(result: Result) -> list[list[str | None]]:
     """Rows as Athena's text; for queries, the header row first (as GetQueryResults and the CSV have it)."""
     names = result.athena_types
     rows = [[athena_text(value, names[i]) for i, value in enumerate(row)] for row in result.rows]
-    if result.statement_type == "DML":
+    if result.statement_type == "DML" and result.columns:
         return [list(result.columns), *rows]
     return rows
 

@@ -46,6 +46,8 @@ class Result:
     statement_type: str = "DML"  # DML (queries) or UTILITY (SHOW, DESCRIBE)
     bytes_scanned: int = 0
     files_read: int = 0
+    update_count: int | None = None  # rows an INSERT or MERGE added
+    arrow: Any = None  # the rows as a pyarrow Table, when asked for
 
     @property
     def athena_types(self) -> list[str]:
@@ -111,14 +113,15 @@ _DESCRIBE = re.compile(
     rf"(?:DESCRIBE|DESC)\s+(?:EXTENDED\s+|FORMATTED\s+)?(?P<table>{_QUALIFIED})(?:\s+(?P<column>{_NAME}))?",
     re.IGNORECASE)
 _UNSUPPORTED_WORDS: Final = {
-    "create": "CREATE (and CREATE TABLE AS)", "insert": "INSERT INTO", "merge": "MERGE INTO", "update": "UPDATE",
+    "create": "CREATE (and CREATE TABLE AS)", "update": "UPDATE",
     "delete": "DELETE", "drop": "DROP", "alter": "ALTER", "unload": "UNLOAD", "msck": "MSCK REPAIR TABLE",
     "explain": "EXPLAIN", "optimize": "OPTIMIZE", "vacuum": "VACUUM", "show": "this SHOW statement",
     "prepare": "PREPARE", "execute": "EXECUTE", "deallocate": "DEALLOCATE", "use": "USE", "grant": "GRANT",
     "revoke": "REVOKE", "call": "CALL", "set": "SET", "reset": "RESET", "start": "START TRANSACTION",
     "commit": "COMMIT", "rollback": "ROLLBACK", "analyze": "ANALYZE", "refresh": "REFRESH", "comment": "COMMENT",
 }
-SUPPORTED: Final = "SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS and DESCRIBE"
+SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO / "
+                    "MERGE INTO ... WHEN NOT MATCHED THEN INSERT on Iceberg tables")
 
 
 class LocalEngine:
@@ -141,6 +144,8 @@ class LocalEngine:
             if utility is not None:
                 return utility
             cutoff = bytes_scanned_cutoff if bytes_scanned_cutoff is not None else self.bytes_scanned_cutoff
+            if text.split(None, 1)[0].lower() in ("insert", "merge"):
+                return self._write(text, database, parameters, cancel, cutoff)
             return self._query(text, database, parameters, cancel, cutoff)
         finally:
             cancel.finish()
@@ -197,16 +202,25 @@ class LocalEngine:
 
     def _query(self, text: str, database: str, parameters: Sequence[str] | None, cancel: Cancellation,
                cutoff: int | None) -> Result:
-        import duckdb  # noqa: PLC0415 (heavy: loaded when a query runs)
         from sqlglot import exp  # noqa: PLC0415
 
         statement = _parse(text)
         if parameters is not None or any(True for _ in statement.find_all(exp.Placeholder)):
             statement = _bind(statement, list(parameters or []))
         _name_columns(statement)
+        return self._run(statement, text, database, cancel, cutoff)
+
+    def _run(self, statement: Any, text: str, database: str, cancel: Cancellation, cutoff: int | None, *,
+             as_arrow: bool = False) -> Result:
+        """Bind the statement's tables, transpile it and run it in DuckDB (`as_arrow`: rows in `arrow`)."""
+        import duckdb  # noqa: PLC0415 (heavy: loaded when a query runs)
+        from sqlglot import exp  # noqa: PLC0415
+
         references = _references(statement, text, database)
         connection = duckdb.connect()
         scanned = files = 0
+        arrow: Any = None
+        rows: list[tuple[Any, ...]] = []
         try:
             connection.execute("SET TimeZone='UTC'")
             bound: dict[tuple[str, str], str] = {}
@@ -244,7 +258,10 @@ class LocalEngine:
                                      f"the statement returns no rows; the local engine runs {SUPPORTED}")
                 columns = list(relation.columns)
                 types = [athena_type(t) for t in relation.types]
-                rows = relation.fetchall()
+                if as_arrow:
+                    arrow = relation.to_arrow_table()
+                else:
+                    rows = relation.fetchall()
                 if cancel.is_cancelled():
                     raise QueryCancelled()
             except duckdb.InterruptException:
@@ -258,7 +275,63 @@ class LocalEngine:
         finally:
             connection.close()
         return Result(columns=columns, types=types, rows=rows, statement_type="DML",
-                      bytes_scanned=scanned, files_read=files)
+                      bytes_scanned=scanned, files_read=files, arrow=arrow)
+
+    # --- writes into Iceberg tables ------------------------------------------------------------
+
+    def _write(self, text: str, database: str, parameters: Sequence[str] | None, cancel: Cancellation,
+               cutoff: int | None) -> Result:
+        """`INSERT INTO iceberg_table [(cols)] query` and `MERGE INTO iceberg_table USING ... WHEN NOT
+        MATCHED THEN INSERT`: the rows to add are computed by DuckDB and appended in one Iceberg commit."""
+        import sqlglot  # noqa: PLC0415
+        from sqlglot import exp  # noqa: PLC0415
+        from sqlglot.errors import ParseError  # noqa: PLC0415
+
+        try:
+            statements = [s for s in sqlglot.parse(text, read="trino") if s is not None]
+        except ParseError as error:
+            first = error.errors[0] if error.errors else {}
+            raise QueryError("SYNTAX_ERROR", f"line {first.get('line', 1)}:{first.get('col', 1)}: "
+                             f"{first.get('description', str(error))}") from None
+        if len(statements) != 1:
+            raise QueryError("", f"Only one sql statement is allowed. Got: {text}")
+        statement = statements[0]
+        if parameters is not None or any(True for _ in statement.find_all(exp.Placeholder)):
+            statement = _bind(statement, list(parameters or []))
+        if isinstance(statement, exp.Insert):
+            target_node = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
+            columns = ([c.name.lower() for c in statement.this.expressions]
+                       if isinstance(statement.this, exp.Schema) else None)
+            source = statement.expression
+            if isinstance(source, exp.Values):
+                source = exp.select("*").from_(source)
+            if not isinstance(source, exp.Query) or statement.args.get("overwrite"):
+                raise QueryError("NOT_SUPPORTED", "only INSERT INTO ... SELECT/VALUES is supported locally")
+            select = source
+        elif isinstance(statement, exp.Merge):
+            target_node = statement.this
+            select, columns = _merge_as_select(statement)
+        else:
+            _unsupported(text.split(None, 1)[0].lower())
+        target_db = (target_node.db or database).lower()
+        target_name = target_node.name.lower()
+        table = self.catalog.table(target_db, target_name)
+        if not is_iceberg(table):
+            raise QueryError("NOT_SUPPORTED", f"{type(statement).__name__.upper()} INTO {target_db}.{target_name}: "
+                             "only Iceberg tables can be written (as in Athena; Hive tables locally not at all)")
+        ran = self._run(select, text, database, cancel, cutoff, as_arrow=True)
+        iceberg = self.catalog.iceberg_table(target_db, target_name)
+        rows = _conform(ran.arrow, iceberg, columns, ran.columns, f"{target_db}.{target_name}")
+        if cancel.is_cancelled():
+            raise QueryCancelled()
+        if rows.num_rows:
+            try:
+                iceberg.append(rows)
+            except Exception as exc:
+                raise QueryError("ICEBERG_COMMIT_ERROR", f"{target_db}.{target_name}: {exc}", category=SYSTEM,
+                                 retryable=True) from None
+        return Result(columns=[], types=[], rows=[], statement_type="DML", bytes_scanned=ran.bytes_scanned,
+                      files_read=ran.files_read, update_count=rows.num_rows)
 
 
 # --- parsing and rewriting -----------------------------------------------------------------------
@@ -384,6 +457,62 @@ def _injected_values(statement: Any, catalog: GlueCatalog, database: str, name: 
                 "equality conditions, and at least one such condition must be present.",
             )
     return {column: frozenset(found) for column, found in values.items()}
+
+
+def _merge_as_select(merge: Any) -> tuple[Any, list[str] | None]:
+    """`MERGE INTO t USING s ON c WHEN NOT MATCHED [AND p] THEN INSERT (cols) VALUES (v)` as
+    `SELECT v FROM s WHERE NOT EXISTS (SELECT 1 FROM t WHERE c) [AND p]`."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    whens = merge.args.get("whens")
+    clauses = list(whens.expressions) if whens is not None else []
+    if len(clauses) != 1 or clauses[0].args.get("matched") or clauses[0].args.get("source"):
+        raise QueryError("NOT_SUPPORTED", "MERGE INTO is supported locally with one WHEN NOT MATCHED THEN INSERT "
+                         "clause (no WHEN MATCHED UPDATE/DELETE)")
+    when = clauses[0]
+    insert = when.args.get("then")
+    if not isinstance(insert, exp.Insert) or not isinstance(insert.expression, exp.Tuple):
+        raise QueryError("NOT_SUPPORTED", "MERGE ... THEN INSERT needs its VALUES (...) locally")
+    columns = ([c.name.lower() for c in insert.this.expressions] if isinstance(insert.this, exp.Tuple) else None)
+    target = merge.this.copy()
+    source = merge.args["using"].copy()
+    absent = exp.Exists(this=exp.select("1").from_(target).where(merge.args["on"].copy()))
+    condition: Any = exp.Not(this=absent)
+    if when.args.get("condition") is not None:
+        condition = exp.and_(condition, when.args["condition"].copy())
+    select = exp.Select(expressions=[e.copy() for e in insert.expression.expressions]).from_(source).where(condition)
+    return select, columns
+
+
+def _conform(arrow: Any, iceberg: Any, columns: list[str] | None, produced: list[str], name: str) -> Any:
+    """The computed rows as the Iceberg table's Arrow schema (named columns by position, the rest NULL)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    schema = iceberg.schema().as_arrow()
+    targets = columns if columns is not None else [field.name for field in schema]
+    if len(targets) != len(produced):
+        raise QueryError("TYPE_MISMATCH", f"Insert query has {len(produced)} columns, {name} expects {len(targets)}")
+    unknown = [c for c in targets if c not in schema.names]
+    if unknown:
+        raise QueryError("COLUMN_NOT_FOUND", f"Insert column name does not exist in target table {name}: {unknown[0]}")
+    arrays = []
+    for target in schema:
+        if target.name not in targets:
+            if not target.nullable:
+                raise QueryError("CONSTRAINT_VIOLATION", f"NULL value not allowed for NOT NULL column: {target.name}")
+            arrays.append(pa.nulls(arrow.num_rows, target.type))
+            continue
+        column = arrow.column(targets.index(target.name))
+        if not target.nullable and column.null_count:
+            raise QueryError("CONSTRAINT_VIOLATION", f"NULL value not allowed for NOT NULL column: {target.name}")
+        try:
+            if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+                column = column.cast(pa.timestamp(column.type.unit))
+            arrays.append(column.cast(target.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise QueryError("TYPE_MISMATCH", f"column {target.name} of {name}: cannot write {column.type} as "
+                             f"{target.type} ({exc})") from None
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 # --- errors --------------------------------------------------------------------------------------

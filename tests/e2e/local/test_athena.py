@@ -189,7 +189,6 @@ def test_show_and_describe_answer_from_glue(loaded: LocalStack) -> None:
 def test_what_the_engine_cannot_do_fails_loudly(loaded: LocalStack) -> None:
     for sql, expected in [
         ("CREATE TABLE copy AS SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: CREATE"),
-        ("INSERT INTO telemetry_lock_flat SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: INSERT"),
         ("UNLOAD (SELECT 1) TO 's3://x/' WITH (format = 'PARQUET')", "NOT_SUPPORTED: UNLOAD"),
         ("SELECT * FROM no_such_table", "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.telemetry-parser-db."),
         ("SELECT * FROM nowhere.t", "SCHEMA_NOT_FOUND: line 1:15: Schema 'nowhere' does not exist"),
@@ -352,3 +351,48 @@ def test_the_inventory_database_answers_after_signals_inventory(loaded: LocalSta
     verified = next(r for r in reports if r.configuration.id == "verified-daily")
     assert results(loaded, execution["QueryExecutionId"])[1] == [str(verified.objects)]
 
+
+
+def test_insert_and_merge_write_an_iceberg_table(loaded: LocalStack, env: Environment) -> None:
+    from shared.iceberg import pyiceberg_partition_spec, pyiceberg_schema  # noqa: PLC0415
+    from shared.schema import COMPACTED_BY_NAME  # noqa: PLC0415
+    from signals.sql.catalog import iceberg_catalog  # noqa: PLC0415
+
+    spec = COMPACTED_BY_NAME["int_lock_compacted_daily"]
+    catalog = iceberg_catalog(loaded.session(), loaded.aws_endpoint_url)
+    catalog.create_namespace("athena_e2e_writes")
+    table = catalog.create_table(("athena_e2e_writes", "lock_copy"), schema=pyiceberg_schema(spec),
+                                 partition_spec=pyiceberg_partition_spec(spec),
+                                 location=f"s3://{loaded.outputs[Output.ATHENA_RESULTS_BUCKET]}/iceberg/lock_copy/")
+    columns = "event_id, device_id, device_type, event_name, event_time, received_at, battery_pct, source_key, " \
+              "source_line, day, hour"
+    insert = run(loaded, f"INSERT INTO athena_e2e_writes.lock_copy ({columns}) SELECT {columns} "
+                         "FROM telemetry_lock_flat WHERE device_id LIKE 'ath-%' AND battery_pct < 60")
+    assert insert["Status"]["State"] == "SUCCEEDED", insert["Status"]
+    assert loaded.client("athena").get_query_results(QueryExecutionId=insert["QueryExecutionId"])["UpdateCount"] == 10
+
+    values = ", ".join("s." + c.strip() for c in columns.split(","))
+    merge = (f"MERGE INTO athena_e2e_writes.lock_copy AS t USING (SELECT {columns} FROM telemetry_lock_flat "
+             "WHERE device_id LIKE 'ath-%') AS s ON t.event_id = s.event_id AND t.day = s.day "
+             f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})")
+    merged = run(loaded, merge)
+    assert merged["Status"]["State"] == "SUCCEEDED", merged["Status"]
+    assert loaded.client("athena").get_query_results(QueryExecutionId=merged["QueryExecutionId"])["UpdateCount"] == 30
+    again = run(loaded, merge)  # a rerun adds nothing: MERGE inserts only what is absent
+    assert loaded.client("athena").get_query_results(QueryExecutionId=again["QueryExecutionId"])["UpdateCount"] == 0
+
+    copied = query_local(env, "SELECT event_id, battery_pct, event_time FROM athena_e2e_writes.lock_copy ORDER BY 1")
+    original = query_local(env, "SELECT event_id, battery_pct, event_time FROM telemetry_lock_flat "
+                                "WHERE device_id LIKE 'ath-%' ORDER BY 1")
+    assert copied.rows == original.rows
+    assert len(table.refresh().snapshots()) == 2  # two commits; the empty rerun committed nothing
+
+    for sql, expected in [
+        ("INSERT INTO telemetry_lock_flat SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: INSERT INTO"),
+        ("MERGE INTO athena_e2e_writes.lock_copy t USING telemetry_lock_flat s ON t.event_id = s.event_id "
+         "WHEN MATCHED THEN DELETE", "NOT_SUPPORTED: MERGE INTO is supported locally with one WHEN NOT MATCHED"),
+        ("INSERT INTO athena_e2e_writes.lock_copy (event_id) VALUES ('x')", "CONSTRAINT_VIOLATION"),
+    ]:
+        status = run(loaded, sql)["Status"]
+        assert status["State"] == "FAILED", sql
+        assert status["StateChangeReason"].startswith(expected), (sql, status["StateChangeReason"])
