@@ -74,7 +74,8 @@ def test_show_statements_and_parameters(engine: LocalEngine) -> None:
 
 @pytest.mark.parametrize(("sql", "error"), [
     ("MERGE INTO plain t USING plain s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.n, 1)",
-     "NOT_SUPPORTED: MERGE INTO is not supported"),
+     "NOT_SUPPORTED: MERGE INTO db-one.plain: only Iceberg tables can be written"),
+    ("INSERT INTO plain VALUES ('c', 3, 1)", "NOT_SUPPORTED: INSERT INTO db-one.plain: only Iceberg"),
     ("DELETE FROM plain", "NOT_SUPPORTED: DELETE"),
     ("SHOW CREATE TABLE plain", "NOT_SUPPORTED: this SHOW statement"),
     ("SELECT FROM WHERE", "SYNTAX_ERROR"),
