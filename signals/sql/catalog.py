@@ -24,7 +24,7 @@ import io
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,21 +124,25 @@ class GlueCatalog:
     # --- reading -------------------------------------------------------------------------------
 
     def read(self, database: str, name: str, *, injected: Mapping[str, frozenset[str]] | None = None,
-             cancelled: Callable[[], bool] = lambda: False) -> Scan:
+             constraints: Sequence[Constraint] = (), cancelled: Callable[[], bool] = lambda: False) -> Scan:
+        """The table's rows; `constraints` (the query's own conditions on partition columns) prune
+        partitions as Athena does: the query still applies its WHERE to what is read."""
         table = self.table(database, name)
         if is_iceberg(table):
-            return self._read_iceberg(database, name)
-        return self._read_hive(database, table, injected or {}, cancelled)
+            return self._read_iceberg(database, name, constraints)
+        return self._read_hive(database, table, injected or {}, constraints, cancelled)
 
-    def _read_iceberg(self, database: str, name: str) -> Scan:
+    def _read_iceberg(self, database: str, name: str, constraints: Sequence[Constraint]) -> Scan:
         loaded = self.iceberg_table(database, name)
-        scan = loaded.scan()
+        partition_columns = {loaded.schema().find_field(f.source_id).name for f in loaded.spec().fields}
+        row_filter = _iceberg_filter([c for c in constraints if c.column in partition_columns])
+        scan = loaded.scan(row_filter=row_filter) if row_filter is not None else loaded.scan()
         tasks = list(scan.plan_files())
         arrow = scan.to_arrow()
         return Scan(_without_zones(arrow), sum(task.file.file_size_in_bytes for task in tasks), len(tasks))
 
     def _read_hive(self, database: str, table: Mapping[str, Any], injected: Mapping[str, frozenset[str]],
-                   cancelled: Callable[[], bool]) -> Scan:
+                   constraints: Sequence[Constraint], cancelled: Callable[[], bool]) -> Scan:
         import pyarrow as pa  # noqa: PLC0415 (heavy: the engine only)
 
         name = table["Name"]
@@ -163,6 +167,9 @@ class GlueCatalog:
                           for p in self.glue_partitions(database, name)]
         else:
             partitions = [((), descriptor.get("Location", ""))]
+        if partition_keys and constraints:
+            partitions = [p for p in partitions if all(
+                c.admits(dict(zip(partition_keys, p[0], strict=False)).get(c.column)) for c in constraints)]
 
         jobs: list[tuple[str, str, tuple[str, ...]]] = []
         for values, location in partitions:
@@ -223,6 +230,35 @@ class GlueCatalog:
     def _symlink_targets(self, bucket: str, key: str) -> list[str]:
         text = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
         return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A condition of the query on one column: `op` is =, <, <=, >, >= or IN, against string literals."""
+
+    column: str
+    op: str
+    values: tuple[str, ...]
+
+    def admits(self, value: str | None) -> bool:
+        if value is None:
+            return True  # not a partition column of this table: nothing to prune on
+        first = self.values[0]
+        return {
+            "=": lambda: value == first, "IN": lambda: value in self.values, "<": lambda: value < first,
+            "<=": lambda: value <= first, ">": lambda: value > first, ">=": lambda: value >= first,
+        }[self.op]()
+
+
+def _iceberg_filter(constraints: Sequence[Constraint]) -> str | None:
+    """The constraints as a pyiceberg row filter (its SQL-like string form)."""
+
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    terms = [f"{c.column} IN ({', '.join(literal(v) for v in c.values)})" if c.op == "IN"
+             else f"{c.column} {c.op} {literal(c.values[0])}" for c in constraints]
+    return " AND ".join(terms) if terms else None
 
 
 def _bucket_and_key(url: str) -> tuple[str, str]:

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
-from signals.sql.catalog import GlueCatalog, is_iceberg
+from signals.sql.catalog import Constraint, GlueCatalog, is_iceberg
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
 from signals.sql.types import AthenaType, athena_type
 
@@ -231,6 +231,7 @@ class LocalEngine:
                 if key not in bound:
                     try:
                         scan = self.catalog.read(db, name, injected=_injected_values(statement, self.catalog, db, name),
+                                                 constraints=_constraints(table_node, key, references),
                                                  cancelled=cancel.is_cancelled)
                     except QueryError as error:
                         if error.name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
@@ -430,6 +431,71 @@ def _references(statement: Any, text: str, database: str) -> list[tuple[Any, tup
                              f"{position(text, offset)}: metadata table {name} is not supported locally")
         found.append((table, (db or database, name, offset)))
     return found
+
+
+def _constraints(table: Any, key: tuple[str, str], references: list[Any]) -> list[Constraint]:
+    """The query's conditions that prune this table's partitions, as Athena prunes them: top-level AND
+    terms of the WHERE of every SELECT reading the table (`col = 'v'`, `IN`, `<`, `<=`, `>`, `>=`,
+    `BETWEEN`, a string literal on one side), the column qualified by the table's name or alias, or
+    unqualified when the SELECT reads nothing else. When the table is read in several places, only
+    what holds in all of them prunes (none, unless each is constrained)."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    readers = [node for node, (db, name, _) in references if (db, name) == key]
+    found: list[list[Constraint]] = []
+    for node in readers:
+        select = node.parent_select
+        if select is None or node.find_ancestor(exp.Join, exp.From) is None:
+            return []
+        if node.find_ancestor(exp.Select) is not select:
+            return []
+        sources = [t for t in select.find_all(exp.Table) if t.parent_select is select]
+        names = {node.alias_or_name.lower(), node.name.lower()}
+        where = select.args.get("where")
+        terms = list(where.this.flatten()) if where is not None and isinstance(where.this, exp.And) else (
+            [where.this] if where is not None else [])
+        here = []
+        for term in terms:
+            constraint = _constraint(term)
+            if constraint is None:
+                continue
+            column, found_constraint = constraint
+            qualifier = column.table.lower() if column.table else None
+            if (qualifier is None and len(sources) == 1) or qualifier in names:
+                here.append(found_constraint)
+        found.append(here)
+    if not found or any(not f for f in found):
+        return []
+    common = [c for c in found[0] if all(c in other for other in found[1:])]
+    return common
+
+
+def _constraint(term: Any) -> tuple[Any, Constraint] | None:
+    from sqlglot import exp  # noqa: PLC0415
+
+    def string(node: Any) -> str | None:
+        return str(node.this) if isinstance(node, exp.Literal) and node.is_string else None
+
+    flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
+    ops = {exp.EQ: "=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+    for kind, op in ops.items():
+        if isinstance(term, kind):
+            if isinstance(term.this, exp.Column) and string(term.expression) is not None:
+                return term.this, Constraint(term.this.name.lower(), op, (str(string(term.expression)),))
+            if isinstance(term.expression, exp.Column) and string(term.this) is not None:
+                return term.expression, Constraint(term.expression.name.lower(), flipped[op],
+                                                   (str(string(term.this)),))
+            return None
+    if isinstance(term, exp.In) and isinstance(term.this, exp.Column) and term.expressions:
+        values = [string(e) for e in term.expressions]
+        if all(v is not None for v in values) and not term.args.get("query"):
+            return term.this, Constraint(term.this.name.lower(), "IN", tuple(str(v) for v in values))
+    if isinstance(term, exp.Between) and isinstance(term.this, exp.Column):
+        low, high = string(term.args.get("low")), string(term.args.get("high"))
+        if low is not None and high is not None:
+            # Two constraints are one term here: keep the lower bound, the upper is applied by the WHERE.
+            return term.this, Constraint(term.this.name.lower(), ">=", (low,))
+    return None
 
 
 def _injected_values(statement: Any, catalog: GlueCatalog, database: str, name: str) -> dict[str, frozenset[str]]:

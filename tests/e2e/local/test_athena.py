@@ -263,6 +263,11 @@ def test_a_qualified_iceberg_table_reads_its_current_snapshot(loaded: LocalStack
     local = query_local(env, sql)
     assert len(local.rows) == 5  # the current snapshot, not the first
     assert query_athena(env, sql, poll=0.05).rows == local.rows
+    today = local.rows[0][2]
+    qualified = f"{alerts_database('local')}.{spec.name}"
+    assert query_local(env, f"SELECT count(*) FROM {qualified} WHERE day = '{today}' AND event_id LIKE 'ice-%'"
+                       ).rows == [(5,)]
+    assert query_local(env, f"SELECT count(*) FROM {qualified} WHERE day = '2001-01-01'").rows == [(0,)]
 
     conflicts = query_local(env, f"SELECT count(*) FROM {audit_database('local')}.duplicate_conflicts "
                                  "WHERE event_key LIKE 'ice-%'")

@@ -41,6 +41,18 @@ def engine() -> Iterator[LocalEngine]:
             "StorageDescriptor": {"Location": "s3://lake/events/", "Columns": [{"Name": "value", "Type": "string"}],
                                   "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"}},
         })
+        for day in ("2026-11-24", "2026-11-25"):
+            buffer = io.BytesIO()
+            pq.write_table(pa.table({"v": [day[-2:]]}), buffer)
+            s3.put_object(Bucket="lake", Key=f"daily/day={day}/0.parquet", Body=buffer.getvalue())
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "daily", "PartitionKeys": [{"Name": "day", "Type": "string"}],
+            "StorageDescriptor": {"Location": "s3://lake/daily/", "Columns": [{"Name": "v", "Type": "string"}],
+                                  "SerdeInfo": {"SerializationLibrary": "parquet"}},
+        })
+        for day in ("2026-11-24", "2026-11-25"):
+            glue.create_partition(DatabaseName="db-one", TableName="daily", PartitionInput={
+                "Values": [day], "StorageDescriptor": {"Location": f"s3://lake/daily/day={day}/"}})
         yield LocalEngine(session, None, database="db-one")
 
 
@@ -64,7 +76,7 @@ def test_injected_partitions_need_their_values_in_the_where(engine: LocalEngine)
 
 def test_show_statements_and_parameters(engine: LocalEngine) -> None:
     assert engine.execute("SHOW TABLES 'in*'").rows == [("injected",)]
-    assert engine.execute("SHOW TABLES IN `db-one`").rows == [("injected",), ("plain",)]
+    assert engine.execute("SHOW TABLES IN `db-one`").rows == [("daily",), ("injected",), ("plain",)]
     assert engine.execute("SHOW SCHEMAS").rows == [("db-one",)]
     assert engine.execute("SHOW COLUMNS IN plain").rows == [("id",), ("n",), ("absent",)]
     assert engine.execute("SELECT id FROM plain WHERE n = ?", parameters=["2"]).rows == [("b",)]
@@ -95,3 +107,25 @@ def test_failures_are_named_like_athena(engine: LocalEngine, sql: str, error: st
 def test_trino_functions_are_transpiled() -> None:
     duck = transpile("SELECT approx_distinct(x), date_trunc('hour', from_iso8601_timestamp(s)) FROM t")
     assert "APPROX_COUNT_DISTINCT" in duck.upper()
+
+
+@pytest.mark.parametrize(("where", "rows", "files"), [
+    ("day = '2026-11-25'", [("25",)], 1),
+    ("'2026-11-25' <= day", [("25",)], 1),
+    ("day IN ('2026-11-24') AND v IS NOT NULL", [("24",)], 1),
+    ("day BETWEEN '2026-11-25' AND '2026-11-30'", [("25",)], 1),
+    ("day = '2026-11-25' OR v = '24'", [("24",), ("25",)], 2),  # an OR prunes nothing
+    ("d.day > '2026-11-20'", [("24",), ("25",)], 2),
+    ("day = '2001-01-01'", [], 0),
+])
+def test_partitions_are_pruned_by_the_where(engine: LocalEngine, where: str, rows: list[tuple[str]],
+                                            files: int) -> None:
+    result = engine.execute(f"SELECT v FROM daily AS d WHERE {where} ORDER BY v")
+    assert (result.rows, result.files_read) == (rows, files)
+
+
+def test_pruning_keeps_to_the_select_that_reads_the_table(engine: LocalEngine) -> None:
+    joined = engine.execute("SELECT a.v, b.v FROM daily a JOIN daily b ON a.v = b.v WHERE a.day = '2026-11-25'")
+    assert (joined.rows, joined.files_read) == ([("25", "25")], 2)  # b is read whole: the term names a only
+    nested = engine.execute("SELECT count(*) FROM (SELECT v FROM daily) AS x WHERE x.v = '25'")
+    assert (nested.rows, nested.files_read) == ([(1,)], 2)
