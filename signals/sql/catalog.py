@@ -135,7 +135,7 @@ class GlueCatalog:
     def _read_iceberg(self, database: str, name: str, constraints: Sequence[Constraint]) -> Scan:
         loaded = self.iceberg_table(database, name)
         partition_columns = {loaded.schema().find_field(f.source_id).name for f in loaded.spec().fields}
-        row_filter = _iceberg_filter([c for c in constraints if c.column in partition_columns])
+        row_filter = iceberg_filter([c for c in constraints if c.column in partition_columns])
         scan = loaded.scan(row_filter=row_filter) if row_filter is not None else loaded.scan()
         tasks = list(scan.plan_files())
         arrow = scan.to_arrow()
@@ -250,7 +250,7 @@ class Constraint:
         }[self.op]()
 
 
-def _iceberg_filter(constraints: Sequence[Constraint]) -> str | None:
+def iceberg_filter(constraints: Sequence[Constraint]) -> str | None:
     """The constraints as a pyiceberg row filter (its SQL-like string form)."""
 
     def literal(value: str) -> str:

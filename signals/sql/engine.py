@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
-from signals.sql.catalog import Constraint, GlueCatalog, is_iceberg
+from signals.sql.catalog import Constraint, GlueCatalog, iceberg_filter, is_iceberg
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
 from signals.sql.types import AthenaType, athena_type
 
@@ -112,16 +112,19 @@ _SHOW_COLUMNS = re.compile(
 _DESCRIBE = re.compile(
     rf"(?:DESCRIBE|DESC)\s+(?:EXTENDED\s+|FORMATTED\s+)?(?P<table>{_QUALIFIED})(?:\s+(?P<column>{_NAME}))?",
     re.IGNORECASE)
+_OPTIMIZE = re.compile(rf"OPTIMIZE\s+(?P<table>{_QUALIFIED})\s+REWRITE\s+DATA\s+USING\s+BIN_PACK"
+                       r"(?:\s+WHERE\s+(?P<where>.+))?", re.IGNORECASE | re.DOTALL)
 _UNSUPPORTED_WORDS: Final = {
     "create": "CREATE (and CREATE TABLE AS)", "update": "UPDATE",
     "delete": "DELETE", "drop": "DROP", "alter": "ALTER", "unload": "UNLOAD", "msck": "MSCK REPAIR TABLE",
-    "explain": "EXPLAIN", "optimize": "OPTIMIZE", "vacuum": "VACUUM", "show": "this SHOW statement",
+    "explain": "EXPLAIN", "optimize": "this OPTIMIZE", "vacuum": "VACUUM", "show": "this SHOW statement",
     "prepare": "PREPARE", "execute": "EXECUTE", "deallocate": "DEALLOCATE", "use": "USE", "grant": "GRANT",
     "revoke": "REVOKE", "call": "CALL", "set": "SET", "reset": "RESET", "start": "START TRANSACTION",
     "commit": "COMMIT", "rollback": "ROLLBACK", "analyze": "ANALYZE", "refresh": "REFRESH", "comment": "COMMENT",
 }
-SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO / "
-                    "MERGE INTO ... WHEN NOT MATCHED THEN INSERT on Iceberg tables")
+SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
+                    "MERGE INTO ... WHEN NOT MATCHED THEN INSERT and OPTIMIZE ... REWRITE DATA USING BIN_PACK on "
+                    "Iceberg tables")
 
 
 class LocalEngine:
@@ -146,6 +149,8 @@ class LocalEngine:
             cutoff = bytes_scanned_cutoff if bytes_scanned_cutoff is not None else self.bytes_scanned_cutoff
             if text.split(None, 1)[0].lower() in ("insert", "merge"):
                 return self._write(text, database, parameters, cancel, cutoff)
+            if (match := _OPTIMIZE.fullmatch(text)) is not None:
+                return self._optimize(match, text, database, cancel)
             return self._query(text, database, parameters, cancel, cutoff)
         finally:
             cancel.finish()
@@ -279,6 +284,43 @@ class LocalEngine:
                       bytes_scanned=scanned, files_read=files, arrow=arrow)
 
     # --- writes into Iceberg tables ------------------------------------------------------------
+
+    def _optimize(self, match: re.Match[str], text: str, database: str, cancel: Cancellation) -> Result:
+        """`OPTIMIZE t REWRITE DATA USING BIN_PACK [WHERE partition conditions]`: the matching rows are
+        rewritten as few files in one commit (pyiceberg overwrite), as Athena's bin packing does."""
+        import sqlglot  # noqa: PLC0415
+        from sqlglot import exp  # noqa: PLC0415
+
+        db, name = _split_name(match["table"], database)
+        if not is_iceberg(self.catalog.table(db, name)):
+            raise QueryError("NOT_SUPPORTED", f"OPTIMIZE {db}.{name}: only Iceberg tables can be optimized")
+        iceberg = self.catalog.iceberg_table(db, name)
+        partition_columns = {iceberg.schema().find_field(f.source_id).name for f in iceberg.spec().fields}
+        constraints: list[Constraint] = []
+        if match["where"]:
+            condition = sqlglot.parse_one(match["where"], read="trino")
+            terms = list(condition.flatten()) if isinstance(condition, exp.And) else [condition]
+            for term in terms:
+                found = _constraint(term)
+                if found is None or found[1].column not in partition_columns or isinstance(term, exp.Between):
+                    raise QueryError("NOT_SUPPORTED", "OPTIMIZE's WHERE takes conditions on partition columns "
+                                     f"({', '.join(sorted(partition_columns))}) against literals, joined by AND")
+                constraints.append(found[1])
+        row_filter = iceberg_filter(constraints) or "true"
+        scan = iceberg.scan(row_filter=row_filter)
+        tasks = list(scan.plan_files())
+        if len(tasks) <= 1:
+            return Result(columns=[], types=[], rows=[], statement_type="DML", files_read=len(tasks))
+        rows = scan.to_arrow()
+        if cancel.is_cancelled():
+            raise QueryCancelled()
+        try:
+            iceberg.overwrite(rows, overwrite_filter=row_filter)
+        except Exception as exc:
+            raise QueryError("ICEBERG_COMMIT_ERROR", f"OPTIMIZE {db}.{name}: {exc}", category=SYSTEM,
+                             retryable=True) from None
+        return Result(columns=[], types=[], rows=[], statement_type="DML", files_read=len(tasks),
+                      bytes_scanned=sum(t.file.file_size_in_bytes for t in tasks))
 
     def _write(self, text: str, database: str, parameters: Sequence[str] | None, cancel: Cancellation,
                cutoff: int | None) -> Result:

@@ -391,12 +391,22 @@ def test_insert_and_merge_write_an_iceberg_table(loaded: LocalStack, env: Enviro
                                 "WHERE device_id LIKE 'ath-%' ORDER BY 1")
     assert copied.rows == original.rows
     assert len(table.refresh().snapshots()) == 2  # two commits; the empty rerun committed nothing
+    assert len(list(table.scan().plan_files())) == 2
+    day = query_local(env, "SELECT max(day) FROM athena_e2e_writes.lock_copy").rows[0][0]
+    optimized = run(loaded, f"OPTIMIZE athena_e2e_writes.lock_copy REWRITE DATA USING BIN_PACK WHERE day = '{day}'")
+    assert optimized["Status"]["State"] == "SUCCEEDED", optimized["Status"]
+    assert len(list(table.refresh().scan().plan_files())) == 1  # bin-packed into one file
+    assert query_local(env, "SELECT event_id, battery_pct, event_time FROM athena_e2e_writes.lock_copy "
+                            "ORDER BY 1").rows == original.rows
 
     for sql, expected in [
         ("INSERT INTO telemetry_lock_flat SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: INSERT INTO"),
         ("MERGE INTO athena_e2e_writes.lock_copy t USING telemetry_lock_flat s ON t.event_id = s.event_id "
          "WHEN MATCHED THEN DELETE", "NOT_SUPPORTED: MERGE INTO is supported locally with one WHEN NOT MATCHED"),
         ("INSERT INTO athena_e2e_writes.lock_copy (event_id) VALUES ('x')", "CONSTRAINT_VIOLATION"),
+        ("OPTIMIZE athena_e2e_writes.lock_copy REWRITE DATA USING BIN_PACK WHERE battery_pct > 1",
+         "NOT_SUPPORTED: OPTIMIZE's WHERE takes conditions on partition columns"),
+        ("OPTIMIZE telemetry_lock_flat REWRITE DATA USING BIN_PACK", "NOT_SUPPORTED: OPTIMIZE"),
     ]:
         status = run(loaded, sql)["Status"]
         assert status["State"] == "FAILED", sql
