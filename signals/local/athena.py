@@ -224,7 +224,8 @@ class LocalAthena:
             catalog=str(context.get("Catalog") or "AwsDataCatalog"),
             output_location=str(location) if str(location).endswith("/") else f"{location}/",
             encryption=chosen.get("EncryptionConfiguration"),
-            cutoff=configuration.get("BytesScannedCutoffPerQuery"),
+            cutoff=int(configuration["BytesScannedCutoffPerQuery"]) if configuration.get(
+                "BytesScannedCutoffPerQuery") is not None else None,
             parameters=[str(p) for p in parameters] if parameters is not None else None,
             statement_type=_statement_type(query),
             context_given={k: str(v) for k, v in context.items() if k == "Database"},

@@ -129,3 +129,9 @@ def test_pruning_keeps_to_the_select_that_reads_the_table(engine: LocalEngine) -
     assert (joined.rows, joined.files_read) == ([("25", "25")], 2)  # b is read whole: the term names a only
     nested = engine.execute("SELECT count(*) FROM (SELECT v FROM daily) AS x WHERE x.v = '25'")
     assert (nested.rows, nested.files_read) == ([(1,)], 2)
+
+
+def test_the_bytes_scanned_cutoff_fails_the_query(engine: LocalEngine) -> None:
+    assert engine.execute("SELECT count(*) FROM plain").bytes_scanned > 10
+    with pytest.raises(QueryError, match="EXCEEDED_BYTES_SCANNED_LIMIT: Query cancelled! Bytes scanned limit"):
+        engine.execute("SELECT count(*) FROM plain", bytes_scanned_cutoff=10)
