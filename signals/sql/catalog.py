@@ -171,16 +171,21 @@ class GlueCatalog:
             partitions = [p for p in partitions if all(
                 c.admits(dict(zip(partition_keys, p[0], strict=False)).get(c.column)) for c in constraints)]
 
-        jobs: list[tuple[str, str, tuple[str, ...]]] = []
-        for values, location in partitions:
+        def list_one(partition: tuple[tuple[str, ...], str]) -> list[tuple[str, str, tuple[str, ...]]]:
             if cancelled():
                 raise QueryCancelled()
+            values, location = partition
             bucket, prefix = split_s3_url(location)
+            found: list[tuple[str, str, tuple[str, ...]]] = []
             for key in self._data_keys(bucket, prefix):
                 if symlink:
-                    jobs.extend((*_bucket_and_key(target), values) for target in self._symlink_targets(bucket, key))
+                    found.extend((*_bucket_and_key(target), values) for target in self._symlink_targets(bucket, key))
                 else:
-                    jobs.append((bucket, key, values))
+                    found.append((bucket, key, values))
+            return found
+
+        with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:  # one listing per partition, in parallel
+            jobs = [job for listed in pool.map(list_one, partitions) for job in listed]
 
         def read_one(job: tuple[str, str, tuple[str, ...]]) -> tuple[Any, int]:
             if cancelled():
