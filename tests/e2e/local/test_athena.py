@@ -216,6 +216,19 @@ def test_executions_are_listed_and_workgroups_still_reach_moto(loaded: LocalStac
     assert {"local-tps-telemetry-human-wg", "local-tps-telemetry-s3_inventory-wg"} <= names
     configuration = athena.get_work_group(WorkGroup=workgroup(loaded))["WorkGroup"]["Configuration"]
     assert configuration["ResultConfiguration"]["OutputLocation"].endswith("/human/")
+    # No workgroup: "primary", which has no result location, so the request's is used (pyathena's s3_staging_dir).
+    bucket = loaded.outputs[Output.ATHENA_RESULTS_BUCKET]
+    with pytest.raises(ClientError, match="No output location provided"):
+        athena.start_query_execution(QueryString="SELECT 1")
+    adhoc = athena.start_query_execution(QueryString="SELECT 1",
+                                         ResultConfiguration={"OutputLocation": f"s3://{bucket}/adhoc"})
+    deadline = time.monotonic() + 10
+    while (execution := athena.get_query_execution(QueryExecutionId=adhoc["QueryExecutionId"])["QueryExecution"])[
+            "Status"]["State"] != "SUCCEEDED":
+        assert time.monotonic() < deadline, execution["Status"]
+        time.sleep(0.05)
+    assert execution["WorkGroup"] == "primary"
+    assert execution["ResultConfiguration"]["OutputLocation"] == f"s3://{bucket}/adhoc/{adhoc['QueryExecutionId']}.csv"
     with pytest.raises(ClientError, match="WorkGroup nope is not found"):
         athena.start_query_execution(QueryString="SELECT 1", WorkGroup="nope")
     with pytest.raises(ClientError, match="was not found"):
