@@ -262,7 +262,7 @@ class LocalEngine:
                 if relation is None:
                     raise QueryError("NOT_SUPPORTED",
                                      f"the statement returns no rows; the local engine runs {SUPPORTED}")
-                columns = list(relation.columns)
+                columns = [c.lower() for c in relation.columns]  # Trino folds every identifier to lower case
                 types = [athena_type(t) for t in relation.types]
                 if as_arrow:
                     arrow = relation.to_arrow_table()

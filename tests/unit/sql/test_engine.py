@@ -65,6 +65,7 @@ def test_columns_match_by_name_and_missing_ones_are_null(engine: LocalEngine) ->
     assert engine.execute('SELECT count(*) FROM "db-one".plain').rows == [(2,)]
     assert engine.execute("SELECT count(*) FROM awsdatacatalog.\"db-one\".plain AS p WHERE p.n > 1").rows == [(1,)]
     assert engine.execute("WITH plain AS (SELECT 7 AS n) SELECT n FROM plain").rows == [(7,)]  # a CTE, not the table
+    assert engine.execute('SELECT n AS "Total", ID FROM plain LIMIT 1').columns == ["total", "id"]
 
 
 def test_injected_partitions_need_their_values_in_the_where(engine: LocalEngine) -> None:
