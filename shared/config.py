@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -85,6 +85,36 @@ class ReconcilerConfig(FunctionConfig):
     )
     raw_grace_minutes: float = Field(30.0, ge=0, description="Raw objects younger than this are left alone.")
     time_reserve_ms: int = Field(10_000, ge=0, description="Remaining time at which a run stops and resumes next time.")
+
+
+class CompactorConfig(FunctionConfig):
+    """The compactor (issue 11): registry -> changed (table, day) -> dedup MERGE into the Iceberg tables."""
+
+    registry_table: str = Field(min_length=3)
+    glue_database: str = Field(min_length=1, description="Database of the verified tables (telemetry-parser-db).")
+    alerts_database: str = Field(min_length=1, description="Database of the compacted tables (telemetry_alerts_{env}).")
+    audit_database: str = Field(min_length=1, description="Audit database (telemetry_alerts_{env}_dq_audit).")
+    verified_bucket: str = Field(min_length=3)
+    dbt_bucket: str = Field(min_length=3, description="Compacted tables' bucket ({env}-signal-data-lake-dbt).")
+    artifacts_bucket: str = Field(min_length=3, description="Where run reports go ({env}-dbt-artifacts-<suffix>).")
+    athena_workgroup: str = Field(min_length=1, description="Workgroup the athena engine submits to (dbt workgroup).")
+    compactor_engine: Literal["athena", "local"] = Field(
+        "athena", description="`athena`: SQL on Athena (the Lambda); `local`: DuckDB + pyiceberg (local stack, tests)."
+    )
+    time_reserve_ms: int = Field(
+        60_000, ge=0, description="Remaining time at which a run stops starting table-days (the next run resumes)."
+    )
+    lease_seconds: int = Field(960, gt=0, description="Lease length; longer than the function's timeout (900 s).")
+    settle_seconds: float = Field(
+        120.0, ge=0, description="Registry updates younger than this wait for the next run (index propagation)."
+    )
+    max_files_per_day: int = Field(8, gt=0, description="Data files in a day above which the day is bin-packed.")
+    snapshot_retention_hours: float = Field(168.0, gt=0, description="Iceberg snapshots older than this expire.")
+    maintenance_interval_hours: float = Field(
+        24.0, ge=0, description="How often a table's snapshots are expired (VACUUM on Athena)."
+    )
+    athena_max_attempts: int = Field(3, ge=1, le=10, description="Tries per Athena query (failed or throttled).")
+    athena_poll_max_seconds: float = Field(5.0, gt=0, description="Longest wait between two polls of one query.")
 
 
 ConfigT = TypeVar("ConfigT", bound=FunctionConfig)

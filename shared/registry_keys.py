@@ -9,6 +9,8 @@ One DynamoDB table (`{env}-tps-telemetry-file-registry-v2`), string keys `pk` an
 | known Glue partition   | `PARTITION#{table}#{day}#{hour}`     | `PARTITION` | registry/reconciler |
 | raw processing record  | `RAW#{raw_bucket}/{raw_key}`         | `RAW`       | parser              |
 | reconciler state       | `RECONCILER`                         | `STATE`     | reconciler          |
+| compactor watermark    | `COMPACTOR`                          | `STATE`     | compactor           |
+| compactor lease        | `COMPACTOR`                          | `LEASE`     | compactor           |
 
 Only verified-file items carry `status`, so the GSI holds exactly the files and a query for
 `partition_pending` / `partition_failed` never reads the registered ones' partitions. The item
@@ -45,6 +47,16 @@ def raw_key(raw_bucket: str, raw_object_key: str) -> dict[str, str]:
 
 def reconciler_state_key() -> dict[str, str]:
     return {PK: "RECONCILER", SK: "STATE"}
+
+
+def compactor_state_key() -> dict[str, str]:
+    """The compactor's watermark: every `registered` file updated at or before it is compacted."""
+    return {PK: "COMPACTOR", SK: "STATE"}
+
+
+def compactor_lease_key() -> dict[str, str]:
+    """The compactor's lease (owner run id, `expires_at` epoch seconds), so runs never overlap."""
+    return {PK: "COMPACTOR", SK: "LEASE"}
 
 
 def create_table_request(table_name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.demo",
     "signals.query",
     "signals.inventory",
+    "signals.compact",
     "signals.parse_file",
     "signals.ops.status",
     "signals.ops.verify",

@@ -46,6 +46,13 @@ class Output:
     OTLP_FIREHOSE: Final = "OtlpFirehoseName"
     RECONCILER_FUNCTION: Final = "ReconcilerFunctionName"
     HUMAN_WORKGROUP: Final = "HumanWorkgroup"
+    # The compacted layer (issue 11).
+    DBT_BUCKET: Final = "DbtBucket"  # {env}-signal-data-lake-dbt: the compacted tables' data and metadata
+    ARTIFACTS_BUCKET: Final = "DbtArtifactsBucket"  # {env}-dbt-artifacts-<suffix>: compactor run reports
+    ALERTS_DATABASE: Final = "AlertsDatabase"  # telemetry_alerts_{env}
+    AUDIT_DATABASE: Final = "AuditDatabase"  # telemetry_alerts_{env}_dq_audit
+    DBT_WORKGROUP: Final = "DbtWorkgroup"  # {env}-tps-telemetry-dbt-wg
+    COMPACTOR_FUNCTION: Final = "CompactorFunctionName"
 
 
 def local_state_path() -> Path:

@@ -33,7 +33,7 @@ from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
 from signals.local.athena import LocalAthena
-from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
+from signals.local.firehose import FirehoseStandIn, interceptor
 from signals.local.gateway import AwsGateway
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
@@ -87,7 +87,7 @@ class LocalSettings:
 
 
 class EndpointClients(Clients):
-    """`shared.aws.Clients` bound to the embedded AWS, with per-service endpoints (Firehose's stand-in)."""
+    """`shared.aws.Clients` bound to the embedded AWS (a service may be given an endpoint of its own)."""
 
     def __init__(self, session: boto3.Session, endpoints: Mapping[str, str], default_endpoint: str,
                  config: Config | None = None) -> None:
@@ -125,7 +125,6 @@ class LocalStack:
         self._athena: LocalAthena | None = None
         self._aws_endpoint = ""
         self._firehose: FirehoseStandIn | None = None
-        self._firehose_endpoint: FirehoseEndpoint | None = None
         self._api: IngestApi | None = None
         self._routed: RoutedStdout | None = None
         self._saved_environ: dict[str, str | None] = {}
@@ -160,8 +159,8 @@ class LocalStack:
 
     @property
     def firehose_endpoint_url(self) -> str:
-        assert self._firehose_endpoint is not None, "stack not started"
-        return self._firehose_endpoint.url
+        """Where Firehose answers: the embedded AWS endpoint itself (the stand-in intercepts it there)."""
+        return self.aws_endpoint_url
 
     @property
     def log_dir(self) -> Path:
@@ -175,7 +174,7 @@ class LocalStack:
         )
 
     def client(self, service: str) -> Any:
-        """A boto3 client bound to the embedded AWS (Firehose: the stand-in)."""
+        """A boto3 client bound to the embedded AWS (its Firehose calls answered by the stand-in)."""
         assert self._clients is not None, "stack not started"
         return self._clients.client(service)
 
@@ -285,22 +284,19 @@ class LocalStack:
         )
         self.wiring = read_wiring(self.template)
 
-        # The stand-in and its endpoint come first: every client, the ingester's too, is bound to its URL.
+        # The stand-in answers every Firehose call on the embedded endpoint, before any client makes one.
         raw_s3 = self.session().client("s3", endpoint_url=self._aws_endpoint, config=DEFAULT_CONFIG)
         self._firehose = FirehoseStandIn(
             self.wiring.streams, raw_s3, interval_override=settings.timings.buffer_seconds
         )
-        self._firehose_endpoint = FirehoseEndpoint(self._firehose)
+        self._gateway.intercept("firehose", interceptor(self._firehose))
         self._set_process_environ()
-        self._clients = EndpointClients(
-            self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint
-        )
+        self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
         provision(self.wiring, self.client, settings.timings)
         # Athena's query operations run on the local engine (moto keeps the workgroups).
         self._athena = LocalAthena(self.session(), self._aws_endpoint)
         self._athena.install(self._gateway)
         self._firehose.start()
-        self._firehose_endpoint.start()
 
         if settings.route_function_output:
             self._routed = install_routed_stdout(self.log_dir)
@@ -358,8 +354,6 @@ class LocalStack:
             poller.stop()
         for poller in self.pollers:
             poller.join()
-        if self._firehose_endpoint is not None:
-            self._firehose_endpoint.stop()
         if self.settings.keep_dir is not None and self._clients is not None:
             try:
                 self.keep(self.settings.keep_dir)
@@ -395,10 +389,8 @@ class LocalStack:
     # --- process-wide settings and the state file ------------------------------------------------
 
     def _set_process_environ(self) -> None:
-        assert self._firehose_endpoint is not None
         values = {
             "AWS_ENDPOINT_URL": self._aws_endpoint,
-            "AWS_ENDPOINT_URL_FIREHOSE": self._firehose_endpoint.url,
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": REGION,
@@ -407,7 +399,8 @@ class LocalStack:
         for name, value in values.items():
             self._saved_environ[name] = os.environ.get(name)
             os.environ[name] = value
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        # A service-specific endpoint would win over AWS_ENDPOINT_URL (Firehose is on the main one).
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_FIREHOSE"):
             self._saved_environ[name] = os.environ.pop(name, None)
 
     def _restore_process_environ(self) -> None:
@@ -427,12 +420,13 @@ class LocalStack:
             "api_key": self.api_key,
             "region": REGION,
             **FAKE_CREDENTIALS,
-            "firehose_endpoint_url": self.firehose_endpoint_url,
             "outputs": self.outputs,
             "pid": os.getpid(),
             "log_dir": str(self.log_dir),
             # `signals status` judges the reconciler's last run against this period, not the 15-min cron.
             "reconciler_interval_s": self.settings.timings.reconcile_seconds,
+            # ... and the compactor's (hourly in AWS): every local schedule runs at this period.
+            "compactor_interval_s": self.settings.timings.reconcile_seconds,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")

@@ -40,3 +40,21 @@ def test_functions_in_one_process_keep_their_metrics_apart() -> None:
     assert "RowsOut" in parser_metrics.metric_set
     assert registry_metrics.metric_set == {}
     parser_metrics.clear_metrics()
+
+
+COMPACTOR_ENV = {"REGISTRY_TABLE": "tbl", "GLUE_DATABASE": "telemetry-parser-db",
+                 "ALERTS_DATABASE": "telemetry_alerts_dev", "AUDIT_DATABASE": "telemetry_alerts_dev_dq_audit",
+                 "VERIFIED_BUCKET": "ver", "DBT_BUCKET": "dev-signal-data-lake-dbt",
+                 "ARTIFACTS_BUCKET": "dev-dbt-artifacts-x", "ATHENA_WORKGROUP": "dev-tps-telemetry-dbt-wg"}
+
+
+def test_compactor_config_names_what_is_missing_and_defaults_to_athena() -> None:
+    from shared.config import CompactorConfig  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="ARTIFACTS_BUCKET"):
+        load(CompactorConfig, {k: v for k, v in COMPACTOR_ENV.items() if k != "ARTIFACTS_BUCKET"})
+    config = load(CompactorConfig, COMPACTOR_ENV)
+    assert config.compactor_engine == "athena"
+    assert config.lease_seconds > 900  # outlives the longest Lambda run
+    with pytest.raises(ConfigError, match="COMPACTOR_ENGINE='spark'"):
+        load(CompactorConfig, {**COMPACTOR_ENV, "COMPACTOR_ENGINE": "spark"})
