@@ -336,6 +336,13 @@ def test_a_projected_table_reads_the_partitions_projection_yields(loaded: LocalS
         },
     })
     assert glue.get_partitions(DatabaseName="athena_e2e_audit", TableName="quarantine_probe")["Partitions"] == []
+    # The template's own quarantine_records (the audit database; the same projection) reads the same records.
+    from shared.schema import QUARANTINE_RECORDS_TABLE, audit_database  # noqa: PLC0415
+
+    declared = f"{audit_database('local')}.{QUARANTINE_RECORDS_TABLE}"
+    assert query_local(env, f"SELECT count(*) FROM {declared}").rows == [(expected,)]
+    assert query_local(env, f"SELECT count(*) FROM {declared} WHERE reason = 'invalid_value' "
+                            "AND original LIKE '%proj-%'").rows == [(3,)]
     counted = query_local(env, "SELECT count(*), count_if(reason = 'stray') FROM athena_e2e_audit.quarantine_probe")
     assert counted.rows == [(expected, 0)]
     sql = ("SELECT errors[1].field AS field, source, day FROM athena_e2e_audit.quarantine_probe "
@@ -424,3 +431,39 @@ def test_insert_and_merge_write_an_iceberg_table(loaded: LocalStack, env: Enviro
         status = run(loaded, sql)["Status"]
         assert status["State"] == "FAILED", sql
         assert status["StateChangeReason"].startswith(expected), (sql, status["StateChangeReason"])
+
+
+def test_the_stock_aws_cli_runs_a_query_and_reads_its_rows(loaded: LocalStack, tmp_path: Any) -> None:
+    import os  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    beside = Path(sys.executable).parent / "aws"
+    cli = str(beside) if beside.exists() else shutil.which("aws")
+    if cli is None:
+        pytest.fail("the aws CLI is missing: awscli is in the dev extra (make install)")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    environ.update(AWS_ENDPOINT_URL=loaded.aws_endpoint_url, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+                   AWS_DEFAULT_REGION="us-west-2", AWS_CONFIG_FILE=str(tmp_path / "none"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+
+    def aws(*arguments: str) -> Any:
+        completed = subprocess.run([cli, "athena", *arguments, "--output", "json"], env=environ, capture_output=True,
+                                   text=True, timeout=120, check=False)
+        assert completed.returncode == 0, completed.stderr
+        return json.loads(completed.stdout)
+
+    started = aws("start-query-execution", "--work-group", workgroup(loaded),
+                  "--query-execution-context", f"Database={DATABASE}",
+                  "--query-string", "SELECT count(*) AS events FROM telemetry_lock_flat WHERE device_id LIKE 'ath-%'")
+    execution_id = started["QueryExecutionId"]
+    deadline = time.monotonic() + 30
+    while (state := aws("get-query-execution", "--query-execution-id", execution_id)["QueryExecution"]["Status"][
+            "State"]) != "SUCCEEDED":
+        assert state in ("QUEUED", "RUNNING"), state
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    rows = aws("get-query-results", "--query-execution-id", execution_id)["ResultSet"]["Rows"]
+    assert [[cell.get("VarCharValue") for cell in row["Data"]] for row in rows] == [["events"], [str(EVENTS)]]
