@@ -285,6 +285,114 @@ class LocalEngine:
 
     # --- writes into Iceberg tables ------------------------------------------------------------
 
+    def _merge_matched(self, merge: Any, text: str, database: str, cancel: Cancellation,
+                       cutoff: int | None) -> Result:
+        """A MERGE with WHEN MATCHED [AND p] THEN UPDATE SET ... | DELETE clauses (and at most one WHEN
+        NOT MATCHED THEN INSERT): the target's affected partitions are recomputed in DuckDB and
+        replaced in one Iceberg commit (pyiceberg overwrite of those partitions)."""
+        import duckdb  # noqa: PLC0415
+        import pyarrow as pa  # noqa: PLC0415
+        from sqlglot import exp  # noqa: PLC0415
+
+        target_node = merge.this
+        db, name = (target_node.db or database).lower(), target_node.name.lower()
+        if not is_iceberg(self.catalog.table(db, name)):
+            raise QueryError("NOT_SUPPORTED", f"MERGE INTO {db}.{name}: only Iceberg tables can be written")
+        whens = list(merge.args["whens"].expressions)
+        matched = [w for w in whens if w.args.get("matched")]
+        not_matched = [w for w in whens if not w.args.get("matched")]
+        if any(w.args.get("source") for w in whens) or len(not_matched) > 1:
+            raise QueryError("NOT_SUPPORTED", "MERGE locally takes WHEN MATCHED clauses and at most one WHEN NOT "
+                             "MATCHED THEN INSERT (no WHEN NOT MATCHED BY SOURCE)")
+        iceberg = self.catalog.iceberg_table(db, name)
+        schema = iceberg.schema().as_arrow()
+        target = self.catalog.read(db, name).table
+        rid = "__signals_rid"
+        target = target.append_column(rid, pa.array(range(target.num_rows), pa.int64()))
+        using = merge.args["using"]
+        source_alias = using.alias_or_name
+        target_alias = target_node.alias_or_name
+        source = self._run(exp.select("*").from_(using.copy()), text, database, cancel, cutoff, as_arrow=True)
+
+        def sql(node: Any) -> str:
+            return str(node.sql(dialect="duckdb"))
+
+        conditions = [sql(w.args["condition"]) if w.args.get("condition") is not None else "TRUE" for w in matched]
+        clause = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, c in enumerate(conditions)) + " END"
+        outputs = []
+        for target_field in schema:
+            column = f'{quote_duck(target_alias)}.{quote_duck(target_field.name)}'
+            branches = []
+            for condition, when in zip(conditions, matched, strict=True):
+                then = when.args.get("then")
+                value = column
+                if isinstance(then, exp.Update):
+                    for assignment in then.expressions:
+                        if assignment.this.name.lower() == target_field.name:
+                            value = sql(assignment.expression)
+                elif not (isinstance(then, exp.Var) and then.name.upper() == "DELETE"):
+                    raise QueryError("NOT_SUPPORTED", "WHEN MATCHED takes UPDATE SET ... or DELETE")
+                branches.append(f"WHEN {condition} THEN {value}")
+            outputs.append(f"CASE {' '.join(branches)} ELSE {column} END AS {quote_duck(target_field.name)}")
+        query = (f"SELECT {quote_duck(target_alias)}.{rid} AS {rid}, {clause} AS __signals_clause, "
+                 f"{', '.join(outputs)} "
+                 f"FROM __signals_target AS {quote_duck(target_alias)} JOIN __signals_source AS "
+                 f"{quote_duck(source_alias)} ON {sql(merge.args['on'])}")
+        connection = duckdb.connect()
+        try:
+            connection.execute("SET TimeZone='UTC'")
+            connection.register("__signals_target", target)
+            connection.register("__signals_source", source.arrow)
+            try:
+                hits = connection.sql(f"SELECT * FROM ({query}) WHERE __signals_clause IS NOT NULL").to_arrow_table()
+            except duckdb.Error as error:
+                raise _translate(error, text) from None
+        finally:
+            connection.close()
+        rids = hits.column(rid).to_pylist()
+        if len(rids) != len(set(rids)):
+            raise QueryError("MERGE_TARGET_ROW_MULTIPLE_MATCHES",
+                             "One MERGE target table row matched more than one source row")
+        deletes = {i for i, w in enumerate(matched) if not isinstance(w.args.get("then"), exp.Update)}
+        clauses = hits.column("__signals_clause").to_pylist()
+        updated = hits.filter(pa.array([c not in deletes for c in clauses])) if hits.num_rows else hits
+        inserted = None
+        if not_matched:
+            insert_merge = merge.copy()
+            insert_merge.set("whens", exp.Whens(expressions=[not_matched[0].copy()]))
+            select, columns = _merge_as_select(insert_merge)
+            ran = self._run(select, text, database, cancel, cutoff, as_arrow=True)
+            inserted = _conform(ran.arrow, iceberg, columns, ran.columns, f"{db}.{name}")
+        if cancel.is_cancelled():
+            raise QueryCancelled()
+        names = [f.name for f in schema]
+        changed = _conform(updated.select(names), iceberg, names, names, f"{db}.{name}")
+        added = inserted.num_rows if inserted is not None else 0
+        if not rids and not added:
+            return Result(columns=[], types=[], rows=[], statement_type="DML", update_count=0)
+        partition_columns = [iceberg.schema().find_field(f.source_id).name for f in iceberg.spec().fields]
+        touched = set(rids)
+        keep_mask = pa.array([i not in touched for i in range(target.num_rows)])
+        affected: dict[str, set[str]] = {column: set() for column in partition_columns}
+        for column in partition_columns:
+            for piece in (target.filter(pa.array([i in touched for i in range(target.num_rows)])), inserted):
+                if piece is not None and piece.num_rows:
+                    affected[column].update(str(v) for v in piece.column(column).to_pylist() if v is not None)
+        constraints = [Constraint(column, "IN", tuple(sorted(values))) for column, values in affected.items() if values]
+        kept = target.filter(keep_mask)
+        for constraint in constraints:
+            values = kept.column(constraint.column).to_pylist()
+            kept = kept.filter(pa.array([str(v) in constraint.values for v in values]))
+        kept = _conform(kept.select(names), iceberg, names, names, f"{db}.{name}")
+        parts = [kept, changed] + ([inserted] if inserted is not None else [])
+        try:
+            iceberg.overwrite(pa.concat_tables(parts), overwrite_filter=iceberg_filter(constraints) or "true")
+        except Exception as exc:
+            raise QueryError("ICEBERG_COMMIT_ERROR", f"MERGE INTO {db}.{name}: {exc}", category=SYSTEM,
+                             retryable=True) from None
+        return Result(columns=[], types=[], rows=[], statement_type="DML", bytes_scanned=source.bytes_scanned,
+                      files_read=source.files_read, update_count=len(rids) + added)
+
     def _optimize(self, match: re.Match[str], text: str, database: str, cancel: Cancellation) -> Result:
         """`OPTIMIZE t REWRITE DATA USING BIN_PACK [WHERE partition conditions]`: the matching rows are
         rewritten as few files in one commit (pyiceberg overwrite), as Athena's bin packing does."""
@@ -352,6 +460,9 @@ class LocalEngine:
                 raise QueryError("NOT_SUPPORTED", "only INSERT INTO ... SELECT/VALUES is supported locally")
             select = source
         elif isinstance(statement, exp.Merge):
+            whens = statement.args.get("whens")
+            if whens is not None and any(w.args.get("matched") for w in whens.expressions):
+                return self._merge_matched(statement, text, database, cancel, cutoff)
             target_node = statement.this
             select, columns = _merge_as_select(statement)
         else:
@@ -565,6 +676,10 @@ def _injected_values(statement: Any, catalog: GlueCatalog, database: str, name: 
                 "equality conditions, and at least one such condition must be present.",
             )
     return {column: frozenset(found) for column, found in values.items()}
+
+
+def quote_duck(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _merge_as_select(merge: Any) -> tuple[Any, list[str] | None]:

@@ -419,10 +419,27 @@ def test_insert_and_merge_write_an_iceberg_table(loaded: LocalStack, env: Enviro
     assert query_local(env, "SELECT event_id, battery_pct, event_time FROM athena_e2e_writes.lock_copy "
                             "ORDER BY 1").rows == original.rows
 
+    # WHEN MATCHED: an UPDATE where the condition holds, then a DELETE; the day's files are replaced.
+    update = run(loaded, "MERGE INTO athena_e2e_writes.lock_copy AS t USING (SELECT event_id, battery_pct + 100 AS "
+                         "battery_pct, day FROM athena_e2e_writes.lock_copy WHERE event_id IN ('ath-1', 'ath-2')) AS s "
+                         "ON t.event_id = s.event_id AND t.day = s.day "
+                         "WHEN MATCHED AND s.battery_pct > t.battery_pct THEN UPDATE SET battery_pct = s.battery_pct")
+    assert update["Status"]["State"] == "SUCCEEDED", update["Status"]
+    assert loaded.client("athena").get_query_results(QueryExecutionId=update["QueryExecutionId"])["UpdateCount"] == 2
+    delete = run(loaded, "MERGE INTO athena_e2e_writes.lock_copy AS t USING (SELECT 'ath-3' AS event_id) AS s "
+                         "ON t.event_id = s.event_id WHEN MATCHED THEN DELETE")
+    assert delete["Status"]["State"] == "SUCCEEDED", delete["Status"]
+    after = dict(query_local(env, "SELECT event_id, battery_pct FROM athena_e2e_writes.lock_copy").rows)
+    assert (len(after), after["ath-1"], after["ath-2"], after["ath-4"]) == (EVENTS - 1, 151, 152, 54)
+    assert "ath-3" not in after
+
     for sql, expected in [
         ("INSERT INTO telemetry_lock_flat SELECT * FROM telemetry_lock_flat", "NOT_SUPPORTED: INSERT INTO"),
-        ("MERGE INTO athena_e2e_writes.lock_copy t USING telemetry_lock_flat s ON t.event_id = s.event_id "
-         "WHEN MATCHED THEN DELETE", "NOT_SUPPORTED: MERGE INTO is supported locally with one WHEN NOT MATCHED"),
+        ("MERGE INTO athena_e2e_writes.lock_copy t USING (SELECT event_id FROM telemetry_lock_flat UNION ALL "
+         "SELECT event_id FROM telemetry_lock_flat) s ON t.event_id = s.event_id WHEN MATCHED THEN DELETE",
+         "MERGE_TARGET_ROW_MULTIPLE_MATCHES: One MERGE target table row matched more than one source row"),
+        ("MERGE INTO telemetry_lock_flat t USING telemetry_lock_flat s ON t.event_id = s.event_id "
+         "WHEN MATCHED THEN DELETE", "NOT_SUPPORTED: MERGE INTO telemetry-parser-db.telemetry_lock_flat: only Iceberg"),
         ("INSERT INTO athena_e2e_writes.lock_copy (event_id) VALUES ('x')", "CONSTRAINT_VIOLATION"),
         ("OPTIMIZE athena_e2e_writes.lock_copy REWRITE DATA USING BIN_PACK WHERE battery_pct > 1",
          "NOT_SUPPORTED: OPTIMIZE's WHERE takes conditions on partition columns"),
