@@ -127,10 +127,26 @@ class GlueCatalog:
              constraints: Sequence[Constraint] = (), cancelled: Callable[[], bool] = lambda: False) -> Scan:
         """The table's rows; `constraints` (the query's own conditions on partition columns) prune
         partitions as Athena does: the query still applies its WHERE to what is read."""
+        if "$" in name:
+            return self._read_metadata(database, name)
         table = self.table(database, name)
         if is_iceberg(table):
             return self._read_iceberg(database, name, constraints)
         return self._read_hive(database, table, injected or {}, constraints, cancelled)
+
+    def _read_metadata(self, database: str, name: str) -> Scan:
+        """An Iceberg metadata table, `"t$files"`, `$partitions`, `$snapshots`, `$history`, `$manifests`."""
+        base, kind = name.split("$", 1)
+        if not is_iceberg(self.table(database, base)):
+            raise QueryError("NOT_SUPPORTED", f"{database}.{name}: metadata tables exist for Iceberg tables only")
+        inspect = self.iceberg_table(database, base).inspect
+        readers = {"files": inspect.files, "partitions": inspect.partitions, "snapshots": inspect.snapshots,
+                   "history": inspect.history, "manifests": inspect.manifests}
+        reader = readers.get(kind)
+        if reader is None:
+            raise QueryError("NOT_SUPPORTED", f"{database}.{name}: the local engine has the metadata tables "
+                             f"{', '.join('$' + k for k in readers)}")
+        return Scan(_without_zones(reader()), 0, 0)
 
     def _read_iceberg(self, database: str, name: str, constraints: Sequence[Constraint]) -> Scan:
         loaded = self.iceberg_table(database, name)

@@ -114,17 +114,25 @@ _DESCRIBE = re.compile(
     re.IGNORECASE)
 _OPTIMIZE = re.compile(rf"OPTIMIZE\s+(?P<table>{_QUALIFIED})\s+REWRITE\s+DATA\s+USING\s+BIN_PACK"
                        r"(?:\s+WHERE\s+(?P<where>.+))?", re.IGNORECASE | re.DOTALL)
+_VACUUM = re.compile(rf"VACUUM\s+(?P<table>{_QUALIFIED})", re.IGNORECASE)
+#: Athena's default for an Iceberg table's `vacuum_max_snapshot_age_seconds` (5 days).
+VACUUM_MAX_SNAPSHOT_AGE_SECONDS: Final = 432_000
 _UNSUPPORTED_WORDS: Final = {
     "create": "CREATE (and CREATE TABLE AS)", "update": "UPDATE",
     "delete": "DELETE", "drop": "DROP", "alter": "ALTER", "unload": "UNLOAD", "msck": "MSCK REPAIR TABLE",
-    "explain": "EXPLAIN", "optimize": "this OPTIMIZE", "vacuum": "VACUUM", "show": "this SHOW statement",
+    "explain": "EXPLAIN", "optimize": "this OPTIMIZE", "vacuum": "this VACUUM", "show": "this SHOW statement",
     "prepare": "PREPARE", "execute": "EXECUTE", "deallocate": "DEALLOCATE", "use": "USE", "grant": "GRANT",
     "revoke": "REVOKE", "call": "CALL", "set": "SET", "reset": "RESET", "start": "START TRANSACTION",
     "commit": "COMMIT", "rollback": "ROLLBACK", "analyze": "ANALYZE", "refresh": "REFRESH", "comment": "COMMENT",
 }
+#: Trino functions sqlglot does not transpile, as DuckDB macros in every connection (Athena's output:
+#: timestamps are timestamp(3) on Hive tables, so `to_iso8601` prints milliseconds).
+_TRINO_MACROS: Final = (
+    "CREATE MACRO to_iso8601(x) AS CASE WHEN typeof(x) = 'DATE' THEN strftime(x, '%Y-%m-%d') "
+    "ELSE strftime(x, '%Y-%m-%dT%H:%M:%S.%g') END",
+)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
-                    "MERGE INTO ... WHEN NOT MATCHED THEN INSERT and OPTIMIZE ... REWRITE DATA USING BIN_PACK on "
-                    "Iceberg tables")
+                    "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
 
 
 class LocalEngine:
@@ -151,6 +159,8 @@ class LocalEngine:
                 return self._write(text, database, parameters, cancel, cutoff)
             if (match := _OPTIMIZE.fullmatch(text)) is not None:
                 return self._optimize(match, text, database, cancel)
+            if (match := _VACUUM.fullmatch(text)) is not None:
+                return self._vacuum(match, database)
             return self._query(text, database, parameters, cancel, cutoff)
         finally:
             cancel.finish()
@@ -228,6 +238,8 @@ class LocalEngine:
         rows: list[tuple[Any, ...]] = []
         try:
             connection.execute("SET TimeZone='UTC'")
+            for macro in _TRINO_MACROS:
+                connection.execute(macro)
             bound: dict[tuple[str, str], str] = {}
             for table_node, (db, name, offset) in references:
                 if cancel.is_cancelled():
@@ -285,6 +297,26 @@ class LocalEngine:
 
     # --- writes into Iceberg tables ------------------------------------------------------------
 
+    def _vacuum(self, match: re.Match[str], database: str) -> Result:
+        """`VACUUM t`: snapshots older than the table's `vacuum_max_snapshot_age_seconds` (Athena's default
+        5 days) expire, the current one never (Athena also deletes orphan files; not done locally)."""
+        db, name = _split_name(match["table"], database)
+        if not is_iceberg(self.catalog.table(db, name)):
+            raise QueryError("NOT_SUPPORTED", f"VACUUM {db}.{name}: only Iceberg tables can be vacuumed")
+        iceberg = self.catalog.iceberg_table(db, name)
+        age = int(iceberg.properties.get("vacuum_max_snapshot_age_seconds", VACUUM_MAX_SNAPSHOT_AGE_SECONDS))
+        cutoff_ms = int((time.time() - age) * 1000)
+        current = iceberg.current_snapshot()
+        old = [snapshot.snapshot_id for snapshot in iceberg.snapshots() if snapshot.timestamp_ms < cutoff_ms
+               and (current is None or snapshot.snapshot_id != current.snapshot_id)]
+        if old:
+            try:
+                iceberg.maintenance.expire_snapshots().by_ids(old).commit()
+            except Exception as exc:
+                raise QueryError("ICEBERG_COMMIT_ERROR", f"VACUUM {db}.{name}: {exc}", category=SYSTEM,
+                                 retryable=True) from None
+        return Result(columns=[], types=[], rows=[], statement_type="DML", update_count=len(old))
+
     def _merge_matched(self, merge: Any, text: str, database: str, cancel: Cancellation,
                        cutoff: int | None) -> Result:
         """A MERGE with WHEN MATCHED [AND p] THEN UPDATE SET ... | DELETE clauses (and at most one WHEN
@@ -341,6 +373,8 @@ class LocalEngine:
         connection = duckdb.connect()
         try:
             connection.execute("SET TimeZone='UTC'")
+            for macro in _TRINO_MACROS:
+                connection.execute(macro)
             connection.register("__signals_target", target)
             connection.register("__signals_source", source.arrow)
             try:
@@ -355,7 +389,7 @@ class LocalEngine:
                              "One MERGE target table row matched more than one source row")
         deletes = {i for i, w in enumerate(matched) if not isinstance(w.args.get("then"), exp.Update)}
         clauses = hits.column("__signals_clause").to_pylist()
-        updated = hits.filter(pa.array([c not in deletes for c in clauses])) if hits.num_rows else hits
+        updated = hits.filter(pa.array([c not in deletes for c in clauses], pa.bool_()))
         inserted = None
         if not_matched:
             insert_merge = merge.copy()
@@ -372,17 +406,18 @@ class LocalEngine:
             return Result(columns=[], types=[], rows=[], statement_type="DML", update_count=0)
         partition_columns = [iceberg.schema().find_field(f.source_id).name for f in iceberg.spec().fields]
         touched = set(rids)
-        keep_mask = pa.array([i not in touched for i in range(target.num_rows)])
+        keep_mask = pa.array([i not in touched for i in range(target.num_rows)], pa.bool_())
         affected: dict[str, set[str]] = {column: set() for column in partition_columns}
         for column in partition_columns:
-            for piece in (target.filter(pa.array([i in touched for i in range(target.num_rows)])), inserted):
+            touched_rows = target.filter(pa.array([i in touched for i in range(target.num_rows)], pa.bool_()))
+            for piece in (touched_rows, inserted):
                 if piece is not None and piece.num_rows:
                     affected[column].update(str(v) for v in piece.column(column).to_pylist() if v is not None)
         constraints = [Constraint(column, "IN", tuple(sorted(values))) for column, values in affected.items() if values]
         kept = target.filter(keep_mask)
         for constraint in constraints:
             values = kept.column(constraint.column).to_pylist()
-            kept = kept.filter(pa.array([str(v) in constraint.values for v in values]))
+            kept = kept.filter(pa.array([str(v) in constraint.values for v in values], pa.bool_()))
         kept = _conform(kept.select(names), iceberg, names, names, f"{db}.{name}")
         parts = [kept, changed] + ([inserted] if inserted is not None else [])
         try:
@@ -579,9 +614,6 @@ def _references(statement: Any, text: str, database: str) -> list[tuple[Any, tup
         if table.args.get("version") is not None:
             raise QueryError("NOT_SUPPORTED", f"{position(text, offset)}: time travel (FOR ... AS OF) on {name} "
                              "is not supported by the local engine")
-        if "$" in name:
-            raise QueryError("NOT_SUPPORTED",
-                             f"{position(text, offset)}: metadata table {name} is not supported locally")
         found.append((table, (db or database, name, offset)))
     return found
 
@@ -655,6 +687,8 @@ def _injected_values(statement: Any, catalog: GlueCatalog, database: str, name: 
     """Literal values the WHERE gives injected projection columns (`col = 'x'`, `col IN ('x', 'y')`)."""
     from sqlglot import exp  # noqa: PLC0415
 
+    if "$" in name:
+        return {}  # an Iceberg metadata table
     table = catalog.table(database, name)
     parameters = table.get("Parameters") or {}
     injected = [k["Name"].lower() for k in table.get("PartitionKeys") or []

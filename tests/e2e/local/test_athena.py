@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -484,3 +485,36 @@ def test_the_stock_aws_cli_runs_a_query_and_reads_its_rows(loaded: LocalStack, t
         time.sleep(0.2)
     rows = aws("get-query-results", "--query-execution-id", execution_id)["ResultSet"]["Rows"]
     assert [[cell.get("VarCharValue") for cell in row["Data"]] for row in rows] == [["events"], [str(EVENTS)]]
+
+
+
+def test_the_compactors_athena_engine_runs_on_the_local_athena(loaded: LocalStack, env: Environment) -> None:
+    """The compactor's Athena orchestration as its Lambda runs it (AthenaQueries on the dbt workgroup): stats,
+    the conflicts MERGE, the MERGE (WHEN MATCHED UPDATE + NOT MATCHED INSERT), `$files`, OPTIMIZE, the
+    compaction_runs INSERT and VACUUM, each executed for real by the local Athena."""
+    from compactor.athena_engine import AthenaEngine  # noqa: PLC0415
+    from compactor.dal import AthenaQueries  # noqa: PLC0415
+    from compactor.logic import DayUnit, RunInfo  # noqa: PLC0415
+    from shared.schema import COMPACTED_BY_NAME, alerts_database, audit_database  # noqa: PLC0415
+
+    spec = COMPACTED_BY_NAME["int_lock_compacted_daily"]
+    day = query_local(env, "SELECT max(day) FROM telemetry_lock_flat WHERE device_id LIKE 'ath-%'").rows[0][0]
+    engine = AthenaEngine(AthenaQueries(loaded.client("athena"), "local-tps-telemetry-dbt-wg"),
+                          glue_database=DATABASE, alerts_database=alerts_database("local"),
+                          audit_database=audit_database("local"), max_files_per_day=1, poll_max_s=0.1)
+    started = datetime.now(UTC)
+    outcome = engine.compact_day(DayUnit(table=spec, day=day), RunInfo(run_id=f"athena-e2e-{uuid.uuid4()}",
+                                                                        started_at=started),
+                                 remaining_ms=lambda: 600_000)
+    assert len(outcome.queries) >= 4
+    assert outcome.data_files is not None
+    compacted = f"{alerts_database('local')}.{spec.name}"
+    assert query_local(env, f"SELECT count(*) FROM {compacted} WHERE day = '{day}' AND event_id LIKE 'ath-%'"
+                       ).rows == [(EVENTS,)]
+    again = engine.compact_day(DayUnit(table=spec, day=day), RunInfo(run_id=f"athena-e2e-{uuid.uuid4()}",
+                                                                      started_at=datetime.now(UTC)),
+                               remaining_ms=lambda: 600_000)
+    assert again.counts.inserted == 0  # a rerun adds nothing
+    assert query_local(env, f"SELECT count(*) FROM {compacted} WHERE day = '{day}' AND event_id LIKE 'ath-%'"
+                       ).rows == [(EVENTS,)]
+    assert engine.expire_snapshots(spec, started).startswith(f"{spec.name}: VACUUM")

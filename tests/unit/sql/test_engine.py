@@ -97,7 +97,7 @@ def test_show_statements_and_parameters(engine: LocalEngine) -> None:
     ("SELECT * FROM hive.db.t", "CATALOG_NOT_FOUND: line 1:15: Catalog 'hive' does not exist"),
     ("", "SYNTAX_ERROR"),
     ("SELECT * FROM plain FOR VERSION AS OF 1", "NOT_SUPPORTED: line 1:15: time travel"),
-    ('SELECT * FROM "plain$partitions"', "NOT_SUPPORTED: line 1:15: metadata table"),
+    ('SELECT * FROM "plain$partitions"', "NOT_SUPPORTED: db-one.plain\\$partitions: metadata tables exist for Iceberg"),
     ("EXPLAIN SELECT 1", "NOT_SUPPORTED: EXPLAIN"),
 ])
 def test_failures_are_named_like_athena(engine: LocalEngine, sql: str, error: str) -> None:
