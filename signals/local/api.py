@@ -40,7 +40,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -99,6 +99,7 @@ class IngestApi(BackgroundWsgiServer):
         self.binary_media_types = binary_media_types
         self.stage = stage
         self.requests = 0
+        self.observers: list[Callable[[int, float], None]] = []  # (status, seconds) per answered request
         super().__init__(self._app, name="ingest-api", host=host, port=port, threads=threads,
                          max_body_bytes=MAX_PAYLOAD_BYTES, render_error=_waitress_error)
 
@@ -127,9 +128,12 @@ class IngestApi(BackgroundWsgiServer):
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.requests += 1
+        started = time.monotonic()
         request_id = str(uuid.uuid4())
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         status, headers, data = self._answer(environ, method, request_id)
+        for observe in self.observers:  # AWS/ApiGateway metrics (signals.local.cloudwatch)
+            observe(status, time.monotonic() - started)
         headers.append(("x-amzn-RequestId", request_id))
         headers.append(("x-amz-apigw-id", _apigw_id()))
         headers.append(("Content-Length", str(len(data)) if method != "HEAD" else "0"))

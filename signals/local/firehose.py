@@ -10,8 +10,9 @@ always reports `FailedPutCount` 0 and enforces no limits. This one, per stream o
   would fire two notifications in moto), gzipped when CompressionFormat is GZIP;
 - expands `!{timestamp:...}` in the prefix from the arrival time of the oldest record in the object
   and names it like Firehose: `{stream}-{version}-{yyyy-MM-dd-HH-mm-ss}-{uuid}[.gz]`;
-- can be told to fail records or whole calls (fault injection), reported the way the service does
-  (per-record `ErrorCode` plus `FailedPutCount`, or a `ServiceUnavailableException`);
+- can be told to fail records or whole calls, or every call for a while (fault injection), reported
+  the way the service does (per-record `ErrorCode` plus `FailedPutCount`, or a
+  `ServiceUnavailableException`), and to deliver an object twice (Firehose is at least once);
 - writes every buffered record on shutdown.
 
 It answers every Firehose call on the embedded AWS endpoint (`interceptor`, installed with
@@ -136,6 +137,8 @@ class FirehoseStandIn:
         self._in_flight = 0
         self._fail_records: list[tuple[str, str]] = []
         self._fail_calls: list[FirehoseError] = []
+        self._outage: tuple[float, FirehoseError] | None = None  # (until, error), monotonic clock
+        self._duplicate_objects = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -153,6 +156,24 @@ class FirehoseStandIn:
         """The next `count` calls fail as a whole (the client sees an error, nothing is written)."""
         with self._lock:
             self._fail_calls.extend([FirehoseError(error_code, message, status)] * count)
+
+    def fail_calls_for(self, seconds: float, error_code: str = "ServiceUnavailableException",
+                       message: str = "Slow down.", status: int = 503) -> None:
+        """An outage: every call fails as a whole for the next `seconds`."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, FirehoseError(error_code, message, status))
+
+    def duplicate_next_objects(self, count: int) -> None:
+        """The next `count` objects are delivered twice, under two names (the service is at least once)."""
+        with self._lock:
+            self._duplicate_objects += count
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._fail_records.clear()
+            self._fail_calls.clear()
+            self._outage = None
+            self._duplicate_objects = 0
 
     # --- API -------------------------------------------------------------------------------------
 
@@ -181,6 +202,8 @@ class FirehoseStandIn:
         with self._lock:
             if self._fail_calls:
                 raise self._fail_calls.pop(0)
+            if self._outage is not None and time.monotonic() < self._outage[0]:
+                raise self._outage[1]
             buffer = self._buffers[stream.name]
             stats = self.stats[stream.name]
             limit = int(stream.size_mb * 1024 * 1024)
@@ -295,21 +318,25 @@ class FirehoseStandIn:
             gzipped = stream.compression.upper() == "GZIP"
             if gzipped:
                 payload = gzip.compress(payload, compresslevel=6, mtime=0)
-            key = expand_prefix(stream.prefix, arrival) + object_name(stream.name, arrival, gzipped=gzipped)
-            for attempt in range(1, 6):
-                try:
-                    self._s3.put_object(Bucket=stream.bucket, Key=key, Body=payload)
-                    break
-                except Exception:
-                    # The real service retries S3 for up to 24 h; locally a few tries, then the error is logged.
-                    if attempt == 5:
-                        log.exception("firehose %s: could not write %s", stream.name, key)
-                        return
-                    time.sleep(0.2 * attempt)
             with self._lock:
-                stats = self.stats[stream.name]
-                stats.objects_out += 1
-                stats.keys.append(key)
+                copies = 2 if self._duplicate_objects > 0 else 1
+                self._duplicate_objects -= copies - 1
+            for _ in range(copies):
+                key = expand_prefix(stream.prefix, arrival) + object_name(stream.name, arrival, gzipped=gzipped)
+                for attempt in range(1, 6):
+                    try:
+                        self._s3.put_object(Bucket=stream.bucket, Key=key, Body=payload)
+                        break
+                    except Exception:
+                        # The real service retries S3 for up to 24 h; locally a few tries, then the error is logged.
+                        if attempt == 5:
+                            log.exception("firehose %s: could not write %s", stream.name, key)
+                            return
+                        time.sleep(0.2 * attempt)
+                with self._lock:
+                    stats = self.stats[stream.name]
+                    stats.objects_out += 1
+                    stats.keys.append(key)
         finally:
             with self._lock:
                 self._in_flight -= 1

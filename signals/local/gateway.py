@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,9 @@ class _Interceptors:
     def add(self, service: str, interceptor: Interceptor, operation: str | None) -> Callable[[], None]:
         entry = (operation, interceptor)
         with self._lock:
-            self._by_service.setdefault(service, []).append(entry)
+            # The latest first: a fault injected later (signals.chaos) meets a request before the
+            # stand-in installed at start-up (the local Athena, Firehose) answers it.
+            self._by_service.setdefault(service, []).insert(0, entry)
 
         def remove() -> None:
             with self._lock:
@@ -172,12 +175,20 @@ class AwsGateway:
         return f"http://{self._server.server_address[0]!s}:{self.port}"
 
     def intercept(self, service: str, interceptor: Interceptor, *, operation: str | None = None) -> Callable[[], None]:
-        """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover."""
+        """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover.
+
+        Interceptors of one service are asked latest first; the first that answers (not None) wins."""
         return self._interceptors.add(service, interceptor, operation)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
+
+    def reset(self) -> None:
+        """Empty moto's in-memory backends: they are per process, so an earlier stack's state would leak in."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def stop(self) -> None:
         if self._thread is not None:

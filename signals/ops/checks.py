@@ -277,13 +277,11 @@ def _queue_name(url: str) -> str:
 
 
 def _oldest_message_age(ctx: StatusContext, queue_name: str) -> float | None:
-    """CloudWatch's ApproximateAgeOfOldestMessage (seconds), or None where there is no metric.
+    """CloudWatch's ApproximateAgeOfOldestMessage (seconds), or None when there is no datapoint.
 
-    Locally there is no CloudWatch data, and peeking at messages would count as a receive (and can
-    push a message toward its DLQ), so the local figure is honestly "n/a".
+    Never from peeking at messages: that would count as a receive (and can push a message toward its
+    DLQ). The local stack publishes the metric to its embedded CloudWatch as SQS does.
     """
-    if ctx.env.endpoint_url is not None:
-        return None
     response = ctx.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
         Dimensions=[{"Name": "QueueName", "Value": queue_name}],
@@ -307,8 +305,7 @@ def check_queue(ctx: StatusContext, label: str, queue_output: str) -> list[Check
     name = _queue_name(url)
     depth = _queue_depth(ctx, url)
     age = _oldest_message_age(ctx, name)
-    age_text = ("oldest n/a (no CloudWatch metric locally)" if ctx.env.endpoint_url is not None
-                else "oldest n/a (no datapoint in 10m)" if age is None else f"oldest {format_age(age)}")
+    age_text = "oldest n/a (no datapoint in 10m)" if age is None else f"oldest {format_age(age)}"
     figure = f"depth {depth['visible']} ({depth['in_flight']} in flight), {age_text}"
     level = Level.OK
     if age is not None and age > QUEUE_AGE_FAIL.total_seconds():

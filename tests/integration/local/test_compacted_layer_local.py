@@ -44,6 +44,7 @@ class Embedded:
 def embedded() -> Iterator[Embedded]:
     gateway = AwsGateway("127.0.0.1", free_port())
     gateway.start()
+    gateway.reset()  # moto's backends are per process: another test's buckets would already exist
     try:
         template = ResolvedTemplate(load_template(find_template()), parameters={"Environment": "local"},
                                     stack_name="signals-pipeline-local", endpoint=gateway.url)
