@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.demo",
     "signals.chaos.command",
     "signals.query",
+    "signals.inventory",
     "signals.compact",
     "signals.invoke",
     "signals.parse_file",

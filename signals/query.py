@@ -1,14 +1,16 @@
-"""`signals query "SQL"`: SQL over the Glue tables, like Athena.
+"""`signals query "SQL"`: Athena SQL (Trino) over the Glue tables.
 
-Against `local` (the default), DuckDB answers: for each Glue table the SQL names, the partitions
-Glue lists are read from the embedded S3 (every object under each partition's location, as Athena
-does), with the table's explicit Arrow schema from `shared.arrow` (Hive `timestamp` carries no unit:
-device tables are ms, OTLP us) plus the `day` and `hour` partition columns, and registered as a view
-of the same name. A partition that is not in Glue is invisible, as it is to Athena. Sessions run in
-UTC.
+Unqualified table names are the Glue database's (`telemetry-parser-db`); other databases by name:
+`telemetry_alerts_local.int_lock_compacted_daily`, `"local-tps_s3_inventory".raw_inventory`.
+
+Against `local` (the default), the local Athena engine answers (`signals.sql.engine.LocalEngine`,
+the one the embedded endpoint's Athena runs, so both give the same rows): each table the SQL names
+is read as Athena would (the partitions Glue lists, partitions projection yields, an Iceberg
+table's current snapshot), and the SQL, transpiled to DuckDB, runs over them in UTC. A partition
+that is not in Glue is invisible, as it is to Athena. Failures are Athena's (`COLUMN_NOT_FOUND: ...`).
 
 Against a deployed env, Athena runs the SQL in the `{env}-tps-telemetry-human-wg` workgroup (its
-name from the stack outputs) on the Glue database, and the results are paged back.
+name from the stack outputs) with the Glue database as the default, and the results are paged back.
 """
 
 from __future__ import annotations
@@ -17,13 +19,11 @@ import argparse
 import csv
 import io
 import json
-import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from signals.env import ENVIRONMENTS, Environment, EnvironmentNotFound, Output, resolve
@@ -73,113 +73,28 @@ def query(env: Environment, sql: str, *, timeout: float = 300.0) -> QueryResult:
     return query_athena(env, sql, timeout=timeout)
 
 
-# --- local: DuckDB over what Glue lists ----------------------------------------------------------
-
-
-def _mentions(sql: str, name: str) -> bool:
-    return re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", sql, flags=re.IGNORECASE) is not None
+# --- local: the local Athena engine (signals.sql) -------------------------------------------------
 
 
 def query_local(env: Environment, sql: str) -> QueryResult:
-    import duckdb  # noqa: PLC0415 (heavy: loaded when a local query runs, not for `signals --help`)
+    """The SQL on the local engine, the one the embedded endpoint's Athena runs (same rows)."""
+    from signals.sql.engine import LocalEngine  # noqa: PLC0415 (heavy: duckdb, pyarrow, sqlglot)
+    from signals.sql.errors import QueryError  # noqa: PLC0415
 
-    glue = env.client("glue")
-    s3 = env.client("s3")
-    database = env.output(Output.GLUE_DATABASE)
+    engine = LocalEngine(env.session, env.endpoint_url, database=env.output(Output.GLUE_DATABASE))
     try:
-        names = [t["Name"] for page in glue.get_paginator("get_tables").paginate(DatabaseName=database)
-                 for t in page["TableList"]]
-    except Exception as exc:
-        raise QueryFailed(f"cannot list the Glue tables of {database}: {exc}") from None
-    connection = duckdb.connect()
-    table: Any = None
-    try:
-        connection.execute("SET TimeZone='UTC'")
-        for name in names:
-            if _mentions(sql, name):
-                connection.register(name, glue_table_data(glue, s3, database, name))
-        try:
-            # DuckDB 2.0: `.arrow()` is a RecordBatchReader and `fetch_arrow_table` is gone; this is the Table.
-            relation = connection.sql(sql)
-            table = relation.to_arrow_table() if relation is not None else None
-        except duckdb.Error as exc:
-            raise QueryFailed(str(exc)) from None
-    finally:
-        connection.close()
-    if table is None:  # a statement without a result (SET, ...)
-        return QueryResult(columns=[], rows=[])
-    return QueryResult(columns=list(table.column_names), rows=[tuple(row.values()) for row in table.to_pylist()])
+        result = engine.execute(sql)
+    except QueryError as exc:
+        raise QueryFailed(str(exc)) from None
+    rows = [tuple(_utc(value) for value in row) for row in result.rows]
+    return QueryResult(columns=result.columns, rows=rows)
 
 
-def glue_table_data(glue: Any, s3: Any, database: str, table_name: str) -> Any:
-    """One Glue table as an Arrow table: the files of its listed partitions plus the partition columns."""
-    import pyarrow as pa  # noqa: PLC0415 (heavy, see query_local)
-
-    from shared.arrow import arrow_schema  # noqa: PLC0415 (imports pyarrow)
-    from shared.schema import TABLES  # noqa: PLC0415
-
-    spec = next((t for t in TABLES if t.name == table_name), None)
-    table = glue.get_table(DatabaseName=database, Name=table_name)["Table"]
-    partition_keys = [key["Name"] for key in table.get("PartitionKeys") or []]
-    schema = arrow_schema(spec) if spec is not None else None
-    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table_name)
-    partitions = [p for page in pages for p in page["Partitions"]]
-    jobs: list[tuple[str, str, list[str]]] = []
-    for partition in partitions:
-        bucket, prefix = _split_s3_url(partition["StorageDescriptor"]["Location"])
-        for key in _data_keys(s3, bucket, prefix):
-            jobs.append((bucket, key, list(partition["Values"])))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        pieces = list(pool.map(lambda job: _read_file(s3, job[0], job[1], schema), jobs))
-    string_type = pa.string()
-    tables = []
-    for (_, _, values), piece in zip(jobs, pieces, strict=True):
-        with_keys = piece
-        for key_name, value in zip(partition_keys, values, strict=False):
-            column = pa.array([value] * piece.num_rows, string_type)
-            with_keys = with_keys.append_column(pa.field(key_name, string_type), column)
-        tables.append(with_keys)
-    if tables:
-        return pa.concat_tables(tables, promote_options="permissive")
-    empty_schema = schema if schema is not None else pa.schema([])
-    for key_name in partition_keys:
-        empty_schema = empty_schema.append(pa.field(key_name, string_type))
-    return empty_schema.empty_table()
-
-
-def _split_s3_url(location: str) -> tuple[str, str]:
-    without_scheme = re.sub(r"^s3a?://", "", location)
-    bucket, _, prefix = without_scheme.partition("/")
-    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
-
-
-def _data_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    """Objects Athena would read under a partition: not directory markers, not `_`/`.` hidden files."""
-    keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            name = item["Key"].rsplit("/", 1)[-1]
-            if item["Key"].endswith("/") or not name or name[0] in "._" or item.get("Size", 0) == 0:
-                continue
-            keys.append(item["Key"])
-    return keys
-
-
-def _read_file(s3: Any, bucket: str, key: str, schema: Any) -> Any:
-    """One Parquet object, conformed to the table's schema (a column the file lacks reads as nulls)."""
-    import pyarrow as pa  # noqa: PLC0415 (heavy, see query_local)
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    table = pq.read_table(io.BytesIO(body))
-    if schema is None:
-        return table
-    columns = [
-        table.column(field.name).cast(field.type) if field.name in table.column_names
-        else pa.nulls(table.num_rows, field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema.remove_metadata())
+def _utc(value: Any) -> Any:
+    """Timestamps are UTC (the session's zone): say so on the value."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 # --- a deployed env: Athena ----------------------------------------------------------------------
@@ -233,6 +148,10 @@ def _athena_value(value: str | None, athena_type: str) -> Any:
             return float(value)
         if athena_type == "boolean":
             return value.lower() == "true"
+        if athena_type in ("timestamp", "timestamp with time zone"):
+            return datetime.fromisoformat(value.removesuffix(" UTC")).replace(tzinfo=UTC)
+        if athena_type == "date":
+            return date.fromisoformat(value)
     except ValueError:
         return value
     return value

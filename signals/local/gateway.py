@@ -80,7 +80,9 @@ class _Interceptors:
     def add(self, service: str, interceptor: Interceptor, operation: str | None) -> Callable[[], None]:
         entry = (operation, interceptor)
         with self._lock:
-            self._by_service.setdefault(service, []).append(entry)
+            # The latest first: a fault injected later (signals.chaos) meets a request before the
+            # stand-in installed at start-up (the local Athena, Firehose) answers it.
+            self._by_service.setdefault(service, []).insert(0, entry)
 
         def remove() -> None:
             with self._lock:
@@ -173,7 +175,9 @@ class AwsGateway:
         return f"http://{self._server.server_address[0]!s}:{self.port}"
 
     def intercept(self, service: str, interceptor: Interceptor, *, operation: str | None = None) -> Callable[[], None]:
-        """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover."""
+        """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover.
+
+        Interceptors of one service are asked latest first; the first that answers (not None) wins."""
         return self._interceptors.add(service, interceptor, operation)
 
     def start(self) -> None:

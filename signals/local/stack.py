@@ -32,6 +32,7 @@ from botocore.config import Config
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
+from signals.local.athena import LocalAthena
 from signals.local.cloudwatch import CloudWatchPublisher
 from signals.local.firehose import FirehoseStandIn, interceptor
 from signals.local.gateway import AwsGateway
@@ -134,6 +135,7 @@ class LocalStack:
         self.schedules: list[Schedule] = []
         self.outputs: dict[str, str] = {}
         self._gateway: AwsGateway | None = None
+        self._athena: LocalAthena | None = None
         self._aws_endpoint = ""
         self._firehose: FirehoseStandIn | None = None
         self._api: IngestApi | None = None
@@ -317,6 +319,9 @@ class LocalStack:
         self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
         provision(self.wiring, self.client, settings.timings)
         self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
+        # Athena's query operations run on the local engine (moto keeps the workgroups).
+        self._athena = LocalAthena(self.session(), self._aws_endpoint)
+        self._athena.install(self._gateway)
         self._firehose.start()
 
         if settings.route_function_output:
@@ -414,6 +419,9 @@ class LocalStack:
         if self._routed is not None:
             uninstall_routed_stdout(self._routed)
             self._routed = None
+        if self._athena is not None:
+            self._athena.close()
+            self._athena = None
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None

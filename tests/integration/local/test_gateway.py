@@ -69,3 +69,16 @@ def test_an_interceptor_returning_none_lets_moto_answer_with_the_same_body(gatew
     sqs.send_message(QueueUrl=url, MessageBody="body survives")  # type: ignore[attr-defined]
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "body survives"  # type: ignore[attr-defined]
     assert seen[:3] == ["CreateQueue", "SendMessage", "ReceiveMessage"]
+
+
+def test_the_latest_interceptor_is_asked_first(gateway: AwsGateway) -> None:
+    """A fault injected after start-up meets a request before the stand-in that answers it otherwise."""
+    gateway.intercept("athena", lambda request: json_error(400, "InvalidRequestException", "stand-in"))
+    remove = gateway.intercept("athena", lambda request: json_error(400, "TooManyRequestsException", "fault"))
+    athena = boto3.client("athena", endpoint_url=gateway.url, region_name="us-west-2",
+                          config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(ClientError, match="fault"):
+        athena.list_query_executions()
+    remove()
+    with pytest.raises(ClientError, match="stand-in"):
+        athena.list_query_executions()

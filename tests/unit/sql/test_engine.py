@@ -1,0 +1,138 @@
+"""The local engine on moto's Glue and S3 (in process): what it reads, names and refuses."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from signals.sql.engine import LocalEngine, transpile
+from signals.sql.errors import QueryError
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    with mock_aws():
+        session = boto3.Session(region_name="us-west-2")
+        s3, glue = session.client("s3"), session.client("glue")
+        s3.create_bucket(Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        glue.create_database(DatabaseInput={"Name": "db-one"})
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"ID": ["a", "b"], "n": [1, 2]}), buffer)
+        s3.put_object(Bucket="lake", Key="plain/part-0.parquet", Body=buffer.getvalue())
+        s3.put_object(Bucket="lake", Key="plain/_SUCCESS", Body=b"x")  # hidden: not read
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "plain", "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {"Location": "s3://lake/plain/", "Columns": [
+                {"Name": "id", "Type": "string"}, {"Name": "n", "Type": "bigint"}, {"Name": "absent", "Type": "int"}]},
+        })
+        for device in ("a", "b"):
+            s3.put_object(Bucket="lake", Key=f"events/device={device}/1.json",
+                          Body=json.dumps({"value": device.upper()}).encode() + b"\n")
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "injected", "PartitionKeys": [{"Name": "device", "Type": "string"}],
+            "Parameters": {"projection.enabled": "true", "projection.device.type": "injected"},
+            "StorageDescriptor": {"Location": "s3://lake/events/", "Columns": [{"Name": "value", "Type": "string"}],
+                                  "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"}},
+        })
+        for day in ("2026-11-24", "2026-11-25"):
+            buffer = io.BytesIO()
+            pq.write_table(pa.table({"v": [day[-2:]]}), buffer)
+            s3.put_object(Bucket="lake", Key=f"daily/day={day}/0.parquet", Body=buffer.getvalue())
+        glue.create_table(DatabaseName="db-one", TableInput={
+            "Name": "daily", "PartitionKeys": [{"Name": "day", "Type": "string"}],
+            "StorageDescriptor": {"Location": "s3://lake/daily/", "Columns": [{"Name": "v", "Type": "string"}],
+                                  "SerdeInfo": {"SerializationLibrary": "parquet"}},
+        })
+        for day in ("2026-11-24", "2026-11-25"):
+            glue.create_partition(DatabaseName="db-one", TableName="daily", PartitionInput={
+                "Values": [day], "StorageDescriptor": {"Location": f"s3://lake/daily/day={day}/"}})
+        yield LocalEngine(session, None, database="db-one")
+
+
+def test_columns_match_by_name_and_missing_ones_are_null(engine: LocalEngine) -> None:
+    result = engine.execute("SELECT id, n, absent, n * 2 FROM plain ORDER BY id")
+    assert result.columns == ["id", "n", "absent", "_col3"]
+    assert result.athena_types == ["varchar", "bigint", "integer", "bigint"]
+    assert result.rows == [("a", 1, None, 2), ("b", 2, None, 4)]
+    assert result.files_read == 1
+    assert engine.execute('SELECT count(*) FROM "db-one".plain').rows == [(2,)]
+    assert engine.execute("SELECT count(*) FROM awsdatacatalog.\"db-one\".plain AS p WHERE p.n > 1").rows == [(1,)]
+    assert engine.execute("WITH plain AS (SELECT 7 AS n) SELECT n FROM plain").rows == [(7,)]  # a CTE, not the table
+    assert engine.execute('SELECT n AS "Total", ID FROM plain LIMIT 1').columns == ["total", "id"]
+
+
+def test_injected_partitions_need_their_values_in_the_where(engine: LocalEngine) -> None:
+    assert engine.execute("SELECT value, device FROM injected WHERE device = 'b'").rows == [("B", "b")]
+    assert engine.execute("SELECT count(*) FROM injected WHERE device IN ('a', 'b')").rows == [(2,)]
+    with pytest.raises(QueryError, match="CONSTRAINT_VIOLATION: For the injected projected partition column device"):
+        engine.execute("SELECT * FROM injected")
+
+
+def test_show_statements_and_parameters(engine: LocalEngine) -> None:
+    assert engine.execute("SHOW TABLES 'in*'").rows == [("injected",)]
+    assert engine.execute("SHOW TABLES IN `db-one`").rows == [("daily",), ("injected",), ("plain",)]
+    assert engine.execute("SHOW SCHEMAS").rows == [("db-one",)]
+    assert engine.execute("SHOW COLUMNS IN plain").rows == [("id",), ("n",), ("absent",)]
+    assert engine.execute("SELECT id FROM plain WHERE n = ?", parameters=["2"]).rows == [("b",)]
+    with pytest.raises(QueryError, match="INVALID_PARAMETER_USAGE"):
+        engine.execute("SELECT id FROM plain WHERE n = ?")
+
+
+@pytest.mark.parametrize(("sql", "error"), [
+    ("MERGE INTO plain t USING plain s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.n, 1)",
+     "NOT_SUPPORTED: MERGE INTO db-one.plain: only Iceberg tables can be written"),
+    ("INSERT INTO plain VALUES ('c', 3, 1)", "NOT_SUPPORTED: INSERT INTO db-one.plain: only Iceberg"),
+    ("DELETE FROM plain", "NOT_SUPPORTED: DELETE"),
+    ("SHOW CREATE TABLE plain", "NOT_SUPPORTED: this SHOW statement"),
+    ("SELECT FROM WHERE", "SYNTAX_ERROR"),
+    ("SELECT id FROM plain p JOIN plain q ON p.id = q.nope", "COLUMN_NOT_FOUND"),
+    ("SELECT CAST('x' AS integer)", "INVALID_CAST_ARGUMENT"),
+    ("SELECT * FROM hive.db.t", "CATALOG_NOT_FOUND: line 1:15: Catalog 'hive' does not exist"),
+    ("", "SYNTAX_ERROR"),
+    ("SELECT * FROM plain FOR VERSION AS OF 1", "NOT_SUPPORTED: line 1:15: time travel"),
+    ('SELECT * FROM "plain$partitions"', "NOT_SUPPORTED: db-one.plain\\$partitions: metadata tables exist for Iceberg"),
+    ("EXPLAIN SELECT 1", "NOT_SUPPORTED: EXPLAIN"),
+])
+def test_failures_are_named_like_athena(engine: LocalEngine, sql: str, error: str) -> None:
+    with pytest.raises(QueryError, match=error):
+        engine.execute(sql)
+
+
+def test_trino_functions_are_transpiled() -> None:
+    duck = transpile("SELECT approx_distinct(x), date_trunc('hour', from_iso8601_timestamp(s)) FROM t")
+    assert "APPROX_COUNT_DISTINCT" in duck.upper()
+
+
+@pytest.mark.parametrize(("where", "rows", "files"), [
+    ("day = '2026-11-25'", [("25",)], 1),
+    ("'2026-11-25' <= day", [("25",)], 1),
+    ("day IN ('2026-11-24') AND v IS NOT NULL", [("24",)], 1),
+    ("day BETWEEN '2026-11-25' AND '2026-11-30'", [("25",)], 1),
+    ("day = '2026-11-25' OR v = '24'", [("24",), ("25",)], 2),  # an OR prunes nothing
+    ("d.day > '2026-11-20'", [("24",), ("25",)], 2),
+    ("day = '2001-01-01'", [], 0),
+])
+def test_partitions_are_pruned_by_the_where(engine: LocalEngine, where: str, rows: list[tuple[str]],
+                                            files: int) -> None:
+    result = engine.execute(f"SELECT v FROM daily AS d WHERE {where} ORDER BY v")
+    assert (result.rows, result.files_read) == (rows, files)
+
+
+def test_pruning_keeps_to_the_select_that_reads_the_table(engine: LocalEngine) -> None:
+    joined = engine.execute("SELECT a.v, b.v FROM daily a JOIN daily b ON a.v = b.v WHERE a.day = '2026-11-25'")
+    assert (joined.rows, joined.files_read) == ([("25", "25")], 2)  # b is read whole: the term names a only
+    nested = engine.execute("SELECT count(*) FROM (SELECT v FROM daily) AS x WHERE x.v = '25'")
+    assert (nested.rows, nested.files_read) == ([(1,)], 2)
+
+
+def test_the_bytes_scanned_cutoff_fails_the_query(engine: LocalEngine) -> None:
+    assert engine.execute("SELECT count(*) FROM plain").bytes_scanned > 10
+    with pytest.raises(QueryError, match="EXCEEDED_BYTES_SCANNED_LIMIT: Query cancelled! Bytes scanned limit"):
+        engine.execute("SELECT count(*) FROM plain", bytes_scanned_cutoff=10)
