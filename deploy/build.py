@@ -2,10 +2,11 @@
 
     python -m deploy.build lock                      # resolve exact versions -> deploy/locks/<function>.txt
     python -m deploy.build build parser --out DIR    # one function's code + dependencies into DIR (sam build)
-    python -m deploy.build all --out build/lambda    # all four, zipped, with a size report
+    python -m deploy.build all --out build/lambda    # all five, zipped, with a size report
 
-Dependencies come from pyproject.toml: the core list plus the function's extra (the ingester's has no
-pyarrow). `lock` resolves them for the Lambda platform (CPython 3.13, manylinux aarch64 wheels only)
+Dependencies come from pyproject.toml: the core list plus the function's extra (the ingester's and
+the compactor's have no pyarrow; the compactor's Athena engine needs the core list alone). `lock`
+resolves them for the Lambda platform (CPython 3.13, manylinux aarch64 wheels only)
 into per-function requirement files with exact versions and hashes; `build` installs exactly those,
 copies the first-party packages the handler can reach, trims what pyarrow ships that the functions
 never load, and checks the result: every import the code can make resolves inside the artifact,
@@ -38,7 +39,7 @@ LOCK_DIR: Final = Path(__file__).resolve().parent / "locks"
 PYTHON_VERSION: Final = "3.13"
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); pip takes each tag literally.
 PLATFORMS: Final = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
-FIRST_PARTY: Final = ("shared", "ingester", "parser", "registry", "reconciler")
+FIRST_PARTY: Final = ("shared", "ingester", "parser", "registry", "reconciler", "compactor")
 MiB: Final = 1024 * 1024
 LAMBDA_UNZIPPED_LIMIT: Final = 250 * MiB
 
@@ -47,6 +48,10 @@ LAMBDA_UNZIPPED_LIMIT: Final = 250 * MiB
 class Function:
     name: str  # the package, and the pyproject extra
     logical_id: str  # template.yaml resource
+    #: Modules of the package that only the local stack runs (imported lazily behind a setting the
+    #: template never sets on AWS): not followed for dependencies and left out of the artifact, so
+    #: importing one in Lambda fails loudly instead of pulling DuckDB and pyiceberg in.
+    local_only: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -60,6 +65,8 @@ FUNCTIONS: Final = {
         Function("parser", "ParserFunction"),
         Function("registry", "RegistryFunction"),
         Function("reconciler", "ReconcilerFunction"),
+        # The Athena engine only: the local engine (DuckDB + pyiceberg) is for COMPACTOR_ENGINE=local.
+        Function("compactor", "CompactorFunction", local_only=("compactor.local_engine",)),
     )
 }
 
@@ -227,8 +234,10 @@ class _Imports(ast.NodeVisitor):
             self._add(f"{module}.{alias.name}")  # may be a submodule; filtered by existence below
 
 
-def reachable(handler_module: str, root: Path = ROOT) -> tuple[set[str], set[str]]:
-    """First-party modules reachable from the handler, and the third-party top-level names they import."""
+def reachable(handler_module: str, root: Path = ROOT, exclude: Iterable[str] = ()) -> tuple[set[str], set[str]]:
+    """First-party modules reachable from the handler, and the third-party top-level names they import
+    (`exclude`: modules not followed, e.g. a function's `local_only` ones)."""
+    excluded = set(exclude)
     seen: set[str] = set()
     third_party: set[str] = set()
     pending = [handler_module]
@@ -247,6 +256,8 @@ def reachable(handler_module: str, root: Path = ROOT) -> tuple[set[str], set[str
             if top in FIRST_PARTY:
                 # `from pkg import name`: follow `pkg.name` only when it is a module of its own.
                 for candidate in _parents_and_self(name):
+                    if candidate in excluded:
+                        break
                     if candidate not in seen and _module_file(candidate, root) is not None:
                         pending.append(candidate)
             elif top not in sys.stdlib_module_names and top != "__future__":
@@ -380,7 +391,7 @@ def build(function: Function, out: Path, *, for_host: bool = False) -> Artifact:
     reqs = requirements(function)
     if locked_digest(function) != requirements_digest(reqs):
         raise BuildError(f"{lock_path(function)} is out of date with pyproject.toml; run python -m deploy.build lock")
-    modules, third_party = reachable(function.handler_module)
+    modules, third_party = reachable(function.handler_module, exclude=function.local_only)
     out.mkdir(parents=True, exist_ok=True)
     for entry in out.iterdir():  # sam build reuses ARTIFACTS_DIR; start clean
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -395,6 +406,10 @@ def build(function: Function, out: Path, *, for_host: bool = False) -> Artifact:
               *_platform_args(), "-r", str(lock_path(function))])
     for package in sorted({m.split(".")[0] for m in modules}):
         shutil.copytree(ROOT / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for module in function.local_only:
+        local_file = _module_file(module, out)
+        if local_file is not None:
+            local_file.unlink()
     trimmed = trim(out)
     check_shared_libraries(out)
     check_imports(out, third_party)

@@ -1,8 +1,15 @@
 """Keep template.yaml's Glue tables in step with `shared.schema`.
 
-The four `AWS::Glue::Table` resources sit between two marker comments in template.yaml and are
-generated from `shared.schema.TABLES` (columns from `glue_columns`, partition keys from
-`glue_partition_keys`, location from the table's `type=` prefix). Edit the schema, then run
+Two blocks of `AWS::Glue::Table` resources sit between marker comments in template.yaml:
+
+- the verified tables, generated from `shared.schema.TABLES` (columns from `glue_columns`,
+  partition keys from `glue_partition_keys`, location from the table's `type=` prefix);
+- the compacted layer: the four Iceberg (v2) tables of `shared.schema.COMPACTED_TABLES` in the
+  alerts database and the two of `AUDIT_TABLES` in the audit database (schema, field ids and the
+  identity partition on `day` from `shared.iceberg`), and `quarantine_records`, a Hive JSON table
+  over the quarantine bucket with partition projection on source/day/hour.
+
+Edit the schema, then run
 
     python -m deploy.glue_columns --write    # regenerate the block in template.yaml
     python -m deploy.glue_columns --check    # exit 1 if template.yaml is out of date (CI)
@@ -16,11 +23,27 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from shared.schema import TABLES, TableSpec, glue_columns, glue_partition_keys
+from shared.iceberg import FORMAT_VERSION, IcebergTable, field_ids, iceberg_fields, partition_column
+from shared.layout import QUARANTINE_ROOT
+from shared.schema import (
+    AUDIT_TABLES,
+    COMPACTED_TABLES,
+    QUARANTINE_RECORDS_TABLE,
+    TABLES,
+    CompactedTableSpec,
+    Source,
+    TableSpec,
+    glue_columns,
+    glue_partition_keys,
+)
 
 TEMPLATE: Final = Path(__file__).resolve().parent.parent / "template.yaml"
 BEGIN: Final = "  # BEGIN GENERATED GLUE TABLES (python -m deploy.glue_columns --write; do not edit by hand)\n"
 END: Final = "  # END GENERATED GLUE TABLES\n"
+ICEBERG_BEGIN: Final = (
+    "  # BEGIN GENERATED COMPACTED TABLES (python -m deploy.glue_columns --write; do not edit by hand)\n"
+)
+ICEBERG_END: Final = "  # END GENERATED COMPACTED TABLES\n"
 
 # Hive/Glue settings every table shares: Parquet files under the table's `type=` prefix.
 _INPUT_FORMAT: Final = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -76,33 +99,198 @@ def render_block() -> str:
     return BEGIN + "\n".join(render_table(table) for table in TABLES) + END
 
 
-def _split(text: str) -> tuple[str, str, str]:
-    start = text.find(BEGIN)
-    end = text.find(END)
+# --- the compacted layer -------------------------------------------------------------------------
+
+#: Iceberg table properties of every compacted and audit table (Athena's defaults, written down).
+ICEBERG_PROPERTIES: Final = {
+    "write.format.default": "parquet",
+    "write.parquet.compression-codec": "zstd",
+}
+#: The first partition field id Iceberg assigns (ids of partition fields start at 1000).
+PARTITION_FIELD_ID: Final = 1000
+
+#: Columns of the quarantine bucket's JSON lines, as the parser writes them (docs/data-contract.md,
+#: "Quarantine"); `path` is present for OTLP log records only. Device type and firmware are inside
+#: `original`: `json_extract_scalar(original, '$.device_type')`.
+QUARANTINE_COLUMNS: Final = (
+    {"Name": "reason", "Type": "string", "Comment": "Reason code (docs/data-contract.md)."},
+    {"Name": "errors", "Type": "array<struct<field:string,error:string,message:string>>",
+     "Comment": "Field errors: the field path ($ for the whole line), a short code, a readable message."},
+    {"Name": "source_key", "Type": "string", "Comment": "Raw object key the record came from."},
+    {"Name": "line", "Type": "bigint", "Comment": "1-based line number in the raw object."},
+    {"Name": "path", "Type": "string", "Comment": "OTLP only: where the LogRecord sits in the request."},
+    {"Name": "original", "Type": "string",
+     "Comment": "The original line (or LogRecord JSON) as text; device_type and firmware_version are in it."},
+)
+#: Partition columns of quarantine_records: the key layout quarantine/source=/day=/hour=/.
+QUARANTINE_PARTITION_KEYS: Final = (
+    {"Name": "source", "Type": "string", "Comment": "json_telemetry or otlp_logs."},
+    {"Name": "day", "Type": "string", "Comment": "Arrival day of the raw object, UTC (YYYY-MM-DD)."},
+    {"Name": "hour", "Type": "string", "Comment": "Arrival hour of the raw object, UTC (HH)."},
+)
+
+
+def quarantine_projection(retention_days_ref: str = "QuarantineRetentionDays") -> dict[str, str]:
+    """Athena partition projection of quarantine_records: every partition is computed, none registered.
+
+    `day` reaches back as far as the quarantine bucket keeps records (`${retention_days_ref}` is
+    substituted by CloudFormation's `!Sub`).
+    """
+    return {
+        "projection.enabled": "true",
+        "projection.source.type": "enum",
+        "projection.source.values": ",".join(source.value for source in Source),
+        "projection.day.type": "date",
+        "projection.day.format": "yyyy-MM-dd",
+        "projection.day.range": f"NOW-${{{retention_days_ref}}}DAYS,NOW",
+        "projection.day.interval": "1",
+        "projection.day.interval.unit": "DAYS",
+        "projection.hour.type": "integer",
+        "projection.hour.range": "0,23",
+        "projection.hour.digits": "2",
+    }
+
+
+def iceberg_logical_id(table: IcebergTable) -> str:
+    """`int_video_doorbell_compacted_daily` -> `CompactedTableVideoDoorbell`;
+    `compaction_runs` -> `AuditTableCompactionRuns`."""
+    if isinstance(table, CompactedTableSpec):
+        return "CompactedTable" + "".join(part.capitalize() for part in table.type_value.split("_"))
+    return "AuditTable" + "".join(part.capitalize() for part in table.name.split("_"))
+
+
+QUARANTINE_LOGICAL_ID: Final = "AuditTableQuarantineRecords"
+QUARANTINE_DESCRIPTION: Final = "Quarantined records (gzip JSON lines), one row per record; partitions projected."
+
+
+def _iceberg_field(field: dict[str, object]) -> str:
+    parts = [f"Id: {field['Id']}", f"Name: {_scalar(str(field['Name']))}", f"Type: {_scalar(str(field['Type']))}",
+             f"Required: {'true' if field['Required'] else 'false'}", f"Doc: {_scalar(str(field['Doc']))}"]
+    return "{" + ", ".join(parts) + "}"
+
+
+def render_iceberg_table(table: IcebergTable) -> str:
+    """The shape that survives a stack update: the table's `Name` at the top, everything Iceberg under
+    `OpenTableFormatInput.IcebergInput.IcebergTableInput`, and no `TableInput` (a `TableInput` with
+    columns next to an `IcebergInput` creates the table, but the first update strips its
+    `table_type=ICEBERG` and Athena stops reading it)."""
+    database = "AlertsDatabase" if isinstance(table, CompactedTableSpec) else "AuditDatabase"
+    column = partition_column(table)
+    lines = [
+        f"  {iceberg_logical_id(table)}:",
+        "    Type: AWS::Glue::Table",
+        "    Properties:",
+        "      CatalogId: !Ref AWS::AccountId",
+        f"      DatabaseName: !Ref {database}",
+        f"      Name: {table.name}",
+        "      OpenTableFormatInput:",
+        "        IcebergInput:",
+        "          MetadataOperation: CREATE",
+        f'          Version: "{FORMAT_VERSION}"',
+        "          IcebergTableInput:",
+        f"            Location: !Sub s3://${{DbtBucket}}/{table.data_prefix}",
+        "            Schema:",
+        "              Type: struct",
+        "              Fields:",
+        *(f"                - {_iceberg_field(field)}" for field in iceberg_fields(table)),
+        "            PartitionSpec:",
+        "              SpecId: 0",
+        "              Fields:",
+        f"                - {{SourceId: {field_ids(table)[column]}, FieldId: {PARTITION_FIELD_ID}, "
+        f"Name: {column}, Transform: identity}}",
+        "            Properties:",
+        *(f"              {key}: {value}" for key, value in ICEBERG_PROPERTIES.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_quarantine_table() -> str:
+    projection = quarantine_projection()
+    lines = [
+        f"  {QUARANTINE_LOGICAL_ID}:",
+        "    Type: AWS::Glue::Table",
+        "    Properties:",
+        "      CatalogId: !Ref AWS::AccountId",
+        "      DatabaseName: !Ref AuditDatabase",
+        "      TableInput:",
+        f"        Name: {QUARANTINE_RECORDS_TABLE}",
+        f"        Description: {_scalar(QUARANTINE_DESCRIPTION)}",
+        "        TableType: EXTERNAL_TABLE",
+        "        Parameters:",
+        "          classification: json",
+        "          compressionType: gzip",
+        '          EXTERNAL: "TRUE"',
+        *(f"          {key}: {_sub_if_needed(value)}" for key, value in projection.items()),
+        "        PartitionKeys:",
+        *(f"          - {_flow(key)}" for key in QUARANTINE_PARTITION_KEYS),
+        "        StorageDescriptor:",
+        f"          Location: !Sub s3://${{QuarantineBucket}}/{QUARANTINE_ROOT}",
+        f"          InputFormat: {_TEXT_INPUT_FORMAT}",
+        f"          OutputFormat: {_TEXT_OUTPUT_FORMAT}",
+        "          SerdeInfo:",
+        f"            SerializationLibrary: {_JSON_SERDE}",
+        "            Parameters:",
+        '              ignore.malformed.json: "true"',
+        "          Columns:",
+        *(f"            - {_flow(column)}" for column in QUARANTINE_COLUMNS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _sub_if_needed(value: str) -> str:
+    return f"!Sub {_scalar(value)}" if "${" in value else _scalar(value)
+
+
+_TEXT_INPUT_FORMAT: Final = "org.apache.hadoop.mapred.TextInputFormat"
+_TEXT_OUTPUT_FORMAT: Final = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+_JSON_SERDE: Final = "org.openx.data.jsonserde.JsonSerDe"
+
+
+def render_iceberg_block() -> str:
+    iceberg: tuple[IcebergTable, ...] = (*COMPACTED_TABLES, *AUDIT_TABLES)
+    tables = [render_iceberg_table(table) for table in iceberg]
+    return ICEBERG_BEGIN + "\n".join([*tables, render_quarantine_table()]) + ICEBERG_END
+
+
+# --- the template file ---------------------------------------------------------------------------
+
+_BLOCKS: Final = ((BEGIN, END, render_block), (ICEBERG_BEGIN, ICEBERG_END, render_iceberg_block))
+
+
+def _split(text: str, begin: str = BEGIN, end_marker: str = END) -> tuple[str, str, str]:
+    start = text.find(begin)
+    end = text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{TEMPLATE.name}: generated Glue table markers not found")
-    return text[:start], text[start : end + len(END)], text[end + len(END) :]
+        raise SystemExit(f"{TEMPLATE.name}: generated block markers not found: {begin.strip()}")
+    return text[:start], text[start : end + len(end_marker)], text[end + len(end_marker) :]
+
+
+def regenerate(template_text: str) -> str:
+    """The template with every generated block rendered afresh."""
+    for begin, end, render in _BLOCKS:
+        head, _, tail = _split(template_text, begin, end)
+        template_text = head + render() + tail
+    return template_text
 
 
 def is_current(template_text: str) -> bool:
-    return _split(template_text)[1] == render_block()
+    return regenerate(template_text) == template_text
 
 
 def write(path: Path = TEMPLATE) -> bool:
-    """Regenerate the block; True when the file changed."""
+    """Regenerate the blocks; True when the file changed."""
     text = path.read_text()
-    head, block, tail = _split(text)
-    fresh = render_block()
-    if block == fresh:
+    fresh = regenerate(text)
+    if fresh == text:
         return False
-    path.write_text(head + fresh + tail)
+    path.write_text(fresh)
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.glue_columns", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="regenerate the Glue tables in template.yaml")
+    mode.add_argument("--write", action="store_true", help="regenerate the generated Glue tables in template.yaml")
     mode.add_argument("--check", action="store_true", help="exit 1 when template.yaml differs from the schema")
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Reconciler Lambda: an EventBridge schedule (every 15 minutes) runs the four repairs.
+"""Reconciler Lambda: an EventBridge schedule (every 15 minutes) runs the five repairs.
 
 The run is bounded by the Lambda's remaining time minus TIME_RESERVE_MS and resumes where it
 stopped on the next run (reconciler.logic). Counts go to the return value, the log and EMF metrics.

@@ -1,4 +1,4 @@
-"""The reconciler's four repairs, bounded by the time left and resumable from the state item.
+"""The reconciler's five repairs, bounded by the time left and resumable from the state item.
 
 A run works through the repairs in order, one small unit at a time (a page of the status index,
 one hour prefix of one type or source, one table), and checks the time left before each unit.
@@ -21,7 +21,7 @@ from typing import Any, Final
 from registry.dal import RedriveQueue, TableMissing
 from registry.logic import Clock, PartitionRef, Registrar, rfc3339, utc_now
 from shared import registry_keys as rk
-from shared.layout import VERIFIED_SUFFIX, Partition, raw_prefix
+from shared.layout import VERIFIED_SUFFIX, Partition, parse_verified_key, raw_prefix
 from shared.s3events import s3_notification_body
 from shared.schema import ALL_TYPES, TABLES, TABLES_BY_TYPE, Source
 from shared.timeparse import parse_rfc3339_ms
@@ -29,8 +29,9 @@ from shared.timeparse import parse_rfc3339_ms
 RETRY: Final = "retry_partitions"
 UNREGISTERED: Final = "register_lost_files"
 GLUE: Final = "restore_glue_partitions"
+LATE: Final = "register_late_files"
 RAW: Final = "redrive_raw_objects"
-PHASES: Final = (RETRY, UNREGISTERED, GLUE, RAW)
+PHASES: Final = (RETRY, UNREGISTERED, LATE, GLUE, RAW)
 
 STATUS_PAGE_SIZE: Final = 100
 _log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class Reconciler:
         steps: dict[str, Callable[[int], None]] = {
             RETRY: lambda first: self._retry_partitions(started, summary.counts, check_time),
             UNREGISTERED: lambda first: self._register_lost_files(hours, first, summary.counts, check_time),
+            LATE: lambda first: self._register_late_files(hours, first, summary.counts, check_time),
             GLUE: lambda first: self._restore_glue_partitions(hours, first, summary.counts, check_time),
             RAW: lambda first: self._redrive_raw_objects(hours, first, summary.counts, check_time),
         }
@@ -251,6 +253,51 @@ class Reconciler:
             except Exception:
                 counts["errors"] += 1
                 self._log.exception("registering lost files failed", extra={"type": type_value, "hour": hour.path})
+
+    # -- (2b) late files: outputs of recent raw objects in partitions outside the window ----------
+
+    def _register_late_files(
+        self, hours: Sequence[Partition], first: int, counts: Counter[str], check_time: Callable[[str, int], None]
+    ) -> None:
+        """Register what the parser wrote lately into old partitions (events days late) and nobody registered.
+
+        Repair 2 lists the window's event-time partitions, so a file for events weeks old (the parser
+        accepts 30 days back) is outside it. Raw objects are partitioned by arrival instead: the
+        window's raw prefixes hold everything that arrived lately, and each one's processing record
+        lists the verified files it produced. Files inside the window are left to repair 2.
+        """
+        units = [(source.value, hour) for hour in hours for source in Source]
+        in_window = set(hours)
+        newest = rfc3339(self._clock() - self._settings.registry_grace)
+        bucket = self._settings.raw_bucket
+        for index in range(first, len(units)):
+            check_time(LATE, index)
+            source, hour = units[index]
+            try:
+                listed = list(self._objects.list_prefix(bucket, raw_hour_prefix(source, hour)))
+                if not listed:
+                    continue
+                records = self._store.batch_get([rk.raw_key(bucket, entry.key) for entry in listed],
+                                                ["outputs", "processed_at"])
+                outputs = sorted({
+                    str(key) for record in records.values() if str(record.get("processed_at", "")) <= newest
+                    for key in record.get("outputs") or []
+                    if (parsed := parse_verified_key(str(key))) is not None and parsed.partition not in in_window
+                })
+                if not outputs:
+                    continue
+                on_record = self._store.batch_get([rk.file_key(key) for key in outputs], ["etag"])
+                late = [key for key in outputs if rk.file_key(key)[rk.PK] not in on_record]
+                if not late:
+                    continue
+                counts["late_files_found"] += len(late)
+                report = self._registrar.register_objects(self._settings.verified_bucket, late)
+                counts.update({f"late_{name}": value for name, value in report.counts.items()})
+                if report.failures:
+                    counts["errors"] += len(report.failures)
+            except Exception:
+                counts["errors"] += 1
+                self._log.exception("registering late files failed", extra={"source": source, "hour": hour.path})
 
     # -- (3) partitions on record but missing from Glue ------------------------------------------
 

@@ -13,7 +13,7 @@ schema keeps every id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from shared.schema import AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
@@ -108,3 +108,52 @@ def pyiceberg_partition_spec(table: IcebergTable) -> Any:
     column = partition_column(table)
     return PartitionSpec(PartitionField(source_id=field_ids(table)[column], field_id=1000,
                                         transform=IdentityTransform(), name=column))
+
+
+# --- from a declaration (template.yaml's IcebergTableInput) ----------------------------------------
+
+_DECLARED_SCALARS: Final = ("string", "long", "int", "double", "boolean", "timestamp")
+_DECLARED_MAP: Final = "map<string,string>"
+
+
+def schema_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:
+    """The `pyiceberg.schema.Schema` of fields in CloudFormation's shape (what `iceberg_fields` makes).
+
+    A map's key and value ids follow the last column, in column order (the rule `map_field_ids`
+    numbers them by), so a table created from the template has the ids the schema derives.
+    """
+    from pyiceberg import types as t  # noqa: PLC0415
+    from pyiceberg.schema import Schema  # noqa: PLC0415
+
+    scalar = {"string": t.StringType(), "long": t.LongType(), "int": t.IntegerType(), "double": t.DoubleType(),
+              "boolean": t.BooleanType(), "timestamp": t.TimestampType()}
+    next_id = max((int(field["Id"]) for field in fields), default=0) + 1
+    columns = []
+    for field in fields:
+        declared = str(field["Type"])
+        if declared == _DECLARED_MAP:
+            field_type: Any = t.MapType(key_id=next_id, key_type=t.StringType(), value_id=next_id + 1,
+                                        value_type=t.StringType(), value_required=False)
+            next_id += 2
+        elif declared in _DECLARED_SCALARS:
+            field_type = scalar[declared]
+        else:
+            raise ValueError(f"field {field['Name']}: Iceberg type {declared!r} is not one the tables use")
+        columns.append(t.NestedField(field_id=int(field["Id"]), name=str(field["Name"]), field_type=field_type,
+                                     required=bool(field["Required"]), doc=field.get("Doc")))
+    return Schema(*columns)
+
+
+def partition_spec_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:
+    """The `pyiceberg.partitioning.PartitionSpec` of CloudFormation's `PartitionSpec.Fields` (identity only)."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: PLC0415
+    from pyiceberg.transforms import IdentityTransform  # noqa: PLC0415
+
+    partition_fields = []
+    for number, field in enumerate(fields):
+        if str(field["Transform"]) != "identity":
+            raise ValueError(f"partition {field['Name']}: transform {field['Transform']!r} is not supported locally")
+        partition_fields.append(PartitionField(source_id=int(field["SourceId"]),
+                                               field_id=int(field.get("FieldId", 1000 + number)),
+                                               transform=IdentityTransform(), name=str(field["Name"])))
+    return PartitionSpec(*partition_fields)

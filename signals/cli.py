@@ -17,8 +17,10 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "signals.local.command",
     "signals.local.demo",
+    "signals.chaos.command",
     "signals.query",
     "signals.compact",
+    "signals.invoke",
     "signals.parse_file",
     "signals.ops.status",
     "signals.ops.verify",

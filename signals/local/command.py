@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from signals.env import local_state_path
+
+#: `signals local`'s Firehose buffering interval: the template's 300 s is for AWS (fewer, larger objects);
+#: locally a first query should show what was just sent.
+LOCAL_BUFFER_SECONDS = 2.0
 
 
 def add_stack_options(
@@ -25,8 +30,8 @@ def add_stack_options(
     parser.add_argument("--api-key", default=None, help="API key clients must send as x-api-key "
                         "(default $SIGNALS_API_KEY, else local-dev-key)")
     parser.add_argument("--buffer-seconds", type=float, default=buffer_seconds,
-                        help="Firehose buffering interval, overriding the template's "
-                        f"(default {buffer_seconds if buffer_seconds is not None else 'the template value'})")
+                        help="Firehose buffering interval, overriding the template's (its 300 s is for AWS; "
+                        f"default {buffer_seconds if buffer_seconds is not None else 'the template value'})")
     parser.add_argument("--reconcile-seconds", type=float, default=60.0,
                         help="period of the reconciler's schedule (template: every 15 minutes; default 60)")
     parser.add_argument("--visibility-seconds", type=int, default=3,
@@ -62,7 +67,7 @@ def register(subparsers: Any) -> None:
         "Firehose stand-in, SQS pollers and the reconciler's schedule. Other `signals` commands find it "
         "through the state file in $SIGNALS_HOME (default ~/.signals).",
     )
-    add_stack_options(parser, port=4318, aws_port=4566, buffer_seconds=None)
+    add_stack_options(parser, port=4318, aws_port=4566, buffer_seconds=LOCAL_BUFFER_SECONDS)
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="on exit, copy the verified lake and the quarantine into DIR")
     parser.set_defaults(func=run)
@@ -120,6 +125,23 @@ def run(args: argparse.Namespace) -> int:
 QUICK_BUFFER_SECONDS = 5.0
 
 
+def signals_command() -> str:
+    """How to type `signals` in another shell: the bare name when PATH finds this one, else its path."""
+    here = Path(sys.executable).parent / "signals"
+    found = shutil.which("signals")
+    if found is not None and (not here.exists() or Path(found).resolve() == here.resolve()):
+        return "signals"
+    return str(here) if here.exists() else "signals"
+
+
+def beside(signals: str, command: str) -> str:
+    """`command` as typed next to `signals` (from the same bin directory when that is not on PATH)."""
+    if signals == "signals":
+        return command
+    path = Path(signals).parent / command
+    return str(path) if path.exists() else command
+
+
 def print_banner(stack: Any) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -127,12 +149,14 @@ def print_banner(stack: Any) -> None:
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     wiring = stack.wiring
+    signals = signals_command()
     lines = [
         "signals local: the pipeline is running (Ctrl-C stops it)",
         "",
         f"  ingest API    {stack.api_url}   (POST /v1/telemetry, /v1/logs; header x-api-key)",
         f"  API key       {stack.api_key}",
-        f"  AWS endpoint  {stack.aws_endpoint_url}   (AWS_ENDPOINT_URL; any access key, region us-west-2)",
+        f"  AWS endpoint  {stack.aws_endpoint_url}   (AWS_ENDPOINT_URL; any access key, region us-west-2;"
+        " Firehose too)",
         f"  state file    {local_state_path()}",
         f"  function logs {stack.log_dir}/",
         "",
@@ -149,20 +173,26 @@ def print_banner(stack: Any) -> None:
         lines.append(f"    firehose {stream.name:23} -> s3://{stream.bucket}/{stream.prefix} (every {interval:g} s)")
     lines += [
         "",
-        "  try:",
+        "  try (in another shell):",
         f"    curl -s -H 'x-api-key: {stack.api_key}' -H 'content-type: application/json' \\",
         f"      -d '[{{\"device_id\":\"d1\",\"device_type\":\"lock\",\"event_id\":\"e1\","
         f"\"event_name\":\"bolt_changed\","
         f"\"event_time\":\"{now}\",\"battery_pct\":80}}]' {stack.api_url}/v1/telemetry",
-        "    signals query \"SELECT device_id, event_name, battery_pct FROM telemetry_lock_flat\"",
-        f"    signals status   # raw bucket {stack.outputs.get(Output.RAW_BUCKET, '?')}",
+        f"    {signals} query \"SELECT device_id, event_name, battery_pct FROM telemetry_lock_flat\"",
+        f"    {signals} status   # raw bucket {stack.outputs.get(Output.RAW_BUCKET, '?')}",
+        f"    AWS_ENDPOINT_URL={stack.aws_endpoint_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x "
+        f"AWS_DEFAULT_REGION=us-west-2 {beside(signals, 'aws')} firehose list-delivery-streams",
     ]
+    if signals != "signals":
+        bin_dir = Path(signals).parent
+        lines += ["", f"  `signals` is not on PATH: `source {bin_dir}/activate` (or export PATH={bin_dir}:$PATH)",
+                  "  lets you type `signals ...` as the README does."]
     slowest = max((stack.firehose.interval(stream) for stream in wiring.streams.values()), default=0.0)
     if slowest > QUICK_BUFFER_SECONDS:
         # The template's interval is the deployed one; a newcomer's first query would come back empty.
         lines += [
             "",
-            f"  note: Firehose buffers up to {slowest:g} s as deployed, so a query shows new events only after",
-            f"        that; restart with --buffer-seconds {QUICK_BUFFER_SECONDS:g} to see them within seconds.",
+            f"  note: Firehose buffers up to {slowest:g} s, so a query shows new events only after that;",
+            f"        restart with --buffer-seconds {LOCAL_BUFFER_SECONDS:g} (the default) to see them within seconds.",
         ]
     print("\n".join(lines), flush=True)

@@ -1,9 +1,13 @@
 """`signals demo`: start the local stack, drive devices and an OTel app through it, show what landed where.
 
+Some requests are sent twice on purpose (a client retrying after a timeout) and one OTLP batch is
+resent (an exporter retrying after a 503): the verified tables hold every copy, and after one run of
+the compactor the compacted tables hold each event once.
+
 Exit 0 when every accepted event is accounted for: each device table holds exactly the good events
-accepted for its type, the quarantine holds the bad ones with the predicted reasons, the OTLP table
-holds every log record the SDK emitted, no DLQ has a message and every verified file is registered
-in a Glue partition.
+accepted for its type (every copy), the quarantine holds the bad ones with the predicted reasons, the
+OTLP table holds every log record the SDK emitted, each compacted table holds every distinct good
+event exactly once, no DLQ has a message and every verified file is registered in a Glue partition.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from signals.local.command import add_stack_options, settings_from
+
+#: Share of device requests POSTed twice (each good event then has two verified copies).
+RETRY_SHARE = 0.1
+#: Log records of the OTLP batch that is POSTed twice (service `demo-resend`).
+RESENT_RECORDS = 5
+RESEND_SERVICE = "demo-resend"
 
 
 def register(subparsers: Any) -> None:
@@ -53,6 +63,10 @@ class Landed:
     dlq_depth: dict[str, int] = field(default_factory=dict)
     otlp_rows: int = 0
     otlp_with_trace: int = 0
+    resent_rows: int = 0  # verified rows of the resent OTLP batch (both copies)
+    compacted: dict[str, int] = field(default_factory=dict)  # compacted table -> rows
+    conflicts: int = 0  # rows of dq_audit.duplicate_conflicts
+    compaction: dict[str, Any] = field(default_factory=dict)  # the compactor run's result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  local stack up in {timings['start the local stack']:.1f} s: ingest API {stack.api_url}, "
               f"embedded AWS {stack.aws_endpoint_url}, function logs in {stack.log_dir}/", file=out)
         tally = Tally()
-        fleet = DeviceFleet(stack.api_url, stack.api_key, args.devices, tally)
+        fleet = DeviceFleet(stack.api_url, stack.api_key, args.devices, tally, retry_share=RETRY_SHARE)
         app = OtelApp(stack.api_url, stack.api_key, tally)
         progress = Progress(stack, tally, out)
         progress.start()
@@ -80,14 +94,19 @@ def run(args: argparse.Namespace) -> int:
         fleet.run(seconds)
         app_thread.join()
         app.close()
+        resend_otlp_batch(stack, tally)
         timings["send (devices and OTel app)"] = time.monotonic() - send_started
         progress.phase = "draining"
         drain_started = time.monotonic()
         drained = stack.wait_until_drained(args.drain_timeout)
         timings["drain: last POST to all registered"] = time.monotonic() - drain_started
         progress.stop()
+        compact_started = time.monotonic()
+        compaction = compact_now(stack)
+        timings["compact (one compactor run)"] = time.monotonic() - compact_started
         report_started = time.monotonic()
         landed = survey(stack)
+        landed.compaction = compaction
         sample_sql = ("SELECT bolt_state, count(*) AS events, round(avg(battery_pct), 1) AS avg_battery, "
                       "max(event_time) AS latest FROM telemetry_lock_flat GROUP BY bolt_state ORDER BY events DESC")
         sample = run_query(stack, sample_sql)
@@ -150,13 +169,46 @@ class Progress:
         self.out.flush()
 
 
-def run_query(stack: Any, sql: str) -> Any:
+def resend_otlp_batch(stack: Any, tally: Any) -> None:
+    """One OTLP/JSON request POSTed twice, as an exporter resending a batch after a 503."""
+    import urllib.request  # noqa: PLC0415
+
+    nanos = time.time_ns()
+    records = [{"timeUnixNano": str(nanos + i), "severityNumber": 9, "severityText": "INFO",
+                "body": {"stringValue": f"batch resent after a 503, record {i}"}} for i in range(RESENT_RECORDS)]
+    body = json.dumps({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": RESEND_SERVICE}}]},
+        "scopeLogs": [{"scope": {"name": "signals.demo"}, "logRecords": records}]}]}).encode()
+    for _copy in range(2):
+        request = urllib.request.Request(f"{stack.api_url}/v1/logs", data=body, method="POST", headers={
+            "content-type": "application/json", "x-api-key": stack.api_key})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+    with tally.lock:
+        tally.requests += 2
+
+
+def compact_now(stack: Any) -> dict[str, Any]:
+    """One run of the compactor, as its hourly rule would start it, once the registry has settled."""
+    from shared.config import CompactorConfig, load  # noqa: PLC0415
+
+    compactor = stack.function("compactor.app")
+    time.sleep(load(CompactorConfig, compactor.spec.environment).settle_seconds + 0.5)
+    result: dict[str, Any] = stack.run_schedule("compactor.app")
+    return result
+
+
+def local_env(stack: Any) -> Any:
     from signals.env import Environment  # noqa: PLC0415
+
+    return Environment(name="local", session=stack.session(), outputs=stack.outputs,
+                       endpoint_url=stack.aws_endpoint_url, api_key=stack.api_key)
+
+
+def run_query(stack: Any, sql: str) -> Any:
     from signals.query import query_local  # noqa: PLC0415
 
-    env = Environment(name="local", session=stack.session(), outputs=stack.outputs,
-                      endpoint_url=stack.aws_endpoint_url, api_key=stack.api_key)
-    return query_local(env, sql)
+    return query_local(local_env(stack), sql)
 
 
 def survey(stack: Any) -> Landed:
@@ -174,6 +226,15 @@ def survey(stack: Any) -> Landed:
     otlp = run_query(stack, f"SELECT count(*), count(trace_id) FROM {OTLP_TABLE.name} "
                      "WHERE service_name = 'demo-checkout'").rows[0]
     landed.otlp_rows, landed.otlp_with_trace = int(otlp[0]), int(otlp[1])
+    landed.resent_rows = int(run_query(stack, f"SELECT count(*) FROM {OTLP_TABLE.name} "
+                                       f"WHERE service_name = '{RESEND_SERVICE}'").rows[0][0])
+    from shared.schema import COMPACTED_TABLES, DUPLICATE_CONFLICTS  # noqa: PLC0415
+    from signals.ops.compaction import audit_rows, compacted_rows_by_day  # noqa: PLC0415
+
+    env = local_env(stack)
+    for compacted in COMPACTED_TABLES:
+        landed.compacted[compacted.name] = sum(compacted_rows_by_day(env, compacted.type_value).values())
+    landed.conflicts = len(audit_rows(env, DUPLICATE_CONFLICTS.name))
 
     s3 = stack.client("s3")
     for what, bucket, prefix in (
@@ -240,6 +301,28 @@ def judge(tally: Any, landed: Landed, drained: bool) -> list[Check]:
                            else f" (got {dict(landed.quarantine)}, expected {dict(tally.expected_quarantine)})")))
     checks.append(Check("OTLP log rows", landed.otlp_rows == tally.logs_emitted,
                         f"{landed.otlp_rows} rows, {tally.logs_emitted} records emitted by the SDK"))
+    checks.append(Check("resent OTLP batch", landed.resent_rows == 2 * RESENT_RECORDS,
+                        f"{landed.resent_rows} verified rows, {RESENT_RECORDS} records sent twice"))
+    run = landed.compaction
+    checks.append(Check("compactor run", bool(run) and not run.get("days_failed") and bool(run.get("complete"))
+                        and not run.get("skipped"),
+                        f"{run.get('days_compacted', 0)} table-days compacted, {run.get('days_failed', 0)} failed"
+                        + (f", skipped: {run['skipped']}" if run.get("skipped") else "")))
+    from shared.schema import COMPACTED_BY_TYPE, OTLP_TYPE  # noqa: PLC0415
+
+    for device_type in DEVICE_TABLES:
+        compacted = COMPACTED_BY_TYPE[device_type.value].name
+        expected = tally.expected_distinct[device_type.value]
+        got = landed.compacted.get(compacted, 0)
+        checks.append(Check(f"{compacted} rows", got == expected,
+                            f"{got} rows, {expected} distinct good events accepted"))
+    otlp_compacted = COMPACTED_BY_TYPE[OTLP_TYPE].name
+    expected_otlp = tally.logs_emitted + RESENT_RECORDS
+    got_otlp = landed.compacted.get(otlp_compacted, 0)
+    checks.append(Check(f"{otlp_compacted} rows", got_otlp == expected_otlp,
+                        f"{got_otlp} rows, {expected_otlp} distinct log records"))
+    checks.append(Check("duplicate conflicts", landed.conflicts == 0,
+                        f"{landed.conflicts} recorded (every retry resent the same content)"))
     dlq_total = sum(landed.dlq_depth.values())
     checks.append(Check("dead-letter queues empty", dlq_total == 0, f"{dlq_total} messages"))
     unregistered = sum(v for k, v in landed.registry_status.items() if k != "registered")
@@ -267,6 +350,8 @@ def print_report(out: TextIO, tally: Any, landed: Landed, timings: dict[str, flo
           f"{sum(tally.rejected.values())} rejected by the ingester "
           f"({', '.join(f'{k} {v}' for k, v in sorted(tally.rejected.items())) or 'none'})\n")
     write(f"  {tally.logs_emitted} log records from the OpenTelemetry SDK (OTLP/HTTP, gzip)\n")
+    write(f"  retries on purpose: {tally.retried_requests} device requests POSTed twice ({tally.retried_rows} good "
+          f"events sent again), one OTLP batch of {RESENT_RECORDS} records resent\n")
     write("\nRows per table and partition (signals query)\n")
     for table_name, partitions in sorted(landed.rows.items()):
         for partition, rows in sorted(partitions.items()):
@@ -281,6 +366,19 @@ def print_report(out: TextIO, tally: Any, landed: Landed, timings: dict[str, flo
     write("\nFiles\n")
     for what in ("raw", "verified", "quarantine"):
         write(f"  {what:11} {_size(landed.files.get(what, (0, 0)))}\n")
+    write("\nExactly once: verified (every copy) beside compacted (one row per event)\n")
+    verified_rows = {table: sum(parts.values()) for table, parts in landed.rows.items()}
+    from shared.schema import COMPACTED_TABLES  # noqa: PLC0415
+
+    for compacted in COMPACTED_TABLES:
+        verified = verified_rows.get(compacted.source.name, 0)
+        rows = landed.compacted.get(compacted.name, 0)
+        write(f"  {compacted.source.name:30} {verified:6}  ->  {compacted.name:36} {rows:6}  "
+              f"({verified - rows} duplicates removed)\n")
+    run = landed.compaction
+    write(f"  compactor run: {run.get('days_compacted', 0)} table-days, engine {run.get('engine', '?')}, "
+          f"natural duplicates {(run.get('totals') or {}).get('natural_duplicates', 0)}, conflicts {landed.conflicts}"
+          f"; run report {run.get('report') or '(none)'}\n")
     write("\nGlue partitions\n")
     for table_name, names in sorted(landed.partitions.items()):
         write(f"  {table_name:30} {', '.join(names) or '(none)'}\n")

@@ -10,11 +10,15 @@ always reports `FailedPutCount` 0 and enforces no limits. This one, per stream o
   would fire two notifications in moto), gzipped when CompressionFormat is GZIP;
 - expands `!{timestamp:...}` in the prefix from the arrival time of the oldest record in the object
   and names it like Firehose: `{stream}-{version}-{yyyy-MM-dd-HH-mm-ss}-{uuid}[.gz]`;
-- can be told to fail records or whole calls (fault injection), reported the way the service does
-  (per-record `ErrorCode` plus `FailedPutCount`, or a `ServiceUnavailableException`);
+- can be told to fail records or whole calls, or every call for a while (fault injection), reported
+  the way the service does (per-record `ErrorCode` plus `FailedPutCount`, or a
+  `ServiceUnavailableException`), and to deliver an object twice (Firehose is at least once);
 - writes every buffered record on shutdown.
 
-The ingester reaches it through plain boto3 with `AWS_ENDPOINT_URL_FIREHOSE` pointing here.
+It answers every Firehose call on the embedded AWS endpoint (`interceptor`, installed with
+`AwsGateway.intercept("firehose", ...)`), so the ingester and any client (boto3, the aws CLI) reach it
+with `AWS_ENDPOINT_URL` alone: PutRecordBatch, PutRecord, DescribeDeliveryStream (the template's
+settings as applied here) and ListDeliveryStreams; any other operation is an error.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 
-from signals.local.http import BackgroundHttpServer
+from werkzeug.wrappers import Response
+
+from signals.local.gateway import AwsRequest, json_error
 from signals.local.wiring import StreamSpec
 
 log = logging.getLogger("signals.local.firehose")
@@ -45,6 +50,8 @@ MAX_BATCH_RECORDS: Final = 500
 MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
 MAX_RECORD_BYTES: Final = 1000 * 1024
 STREAM_VERSION: Final = "1"
+SUPPORTED_COMPRESSION: Final = frozenset({"UNCOMPRESSED", "GZIP"})
+MAX_LIST_LIMIT: Final = 10000
 _JAVA_TO_STRFTIME: Final = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
 _EXPRESSION: Final = re.compile(r"!\{([a-zA-Z]+):([^}]*)\}")
 
@@ -115,7 +122,12 @@ class FirehoseStandIn:
         interval_override: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        for spec in streams.values():
+            if spec.compression.upper() not in SUPPORTED_COMPRESSION:
+                raise ValueError(f"Firehose {spec.name}: CompressionFormat {spec.compression} is not supported "
+                                 f"locally (only {', '.join(sorted(SUPPORTED_COMPRESSION))})")
         self.streams = streams
+        self.created = clock()
         self._s3 = s3_client
         self._interval_override = interval_override
         self._clock = clock
@@ -125,6 +137,8 @@ class FirehoseStandIn:
         self._in_flight = 0
         self._fail_records: list[tuple[str, str]] = []
         self._fail_calls: list[FirehoseError] = []
+        self._outage: tuple[float, FirehoseError] | None = None  # (until, error), monotonic clock
+        self._duplicate_objects = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -142,6 +156,24 @@ class FirehoseStandIn:
         """The next `count` calls fail as a whole (the client sees an error, nothing is written)."""
         with self._lock:
             self._fail_calls.extend([FirehoseError(error_code, message, status)] * count)
+
+    def fail_calls_for(self, seconds: float, error_code: str = "ServiceUnavailableException",
+                       message: str = "Slow down.", status: int = 503) -> None:
+        """An outage: every call fails as a whole for the next `seconds`."""
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, FirehoseError(error_code, message, status))
+
+    def duplicate_next_objects(self, count: int) -> None:
+        """The next `count` objects are delivered twice, under two names (the service is at least once)."""
+        with self._lock:
+            self._duplicate_objects += count
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._fail_records.clear()
+            self._fail_calls.clear()
+            self._outage = None
+            self._duplicate_objects = 0
 
     # --- API -------------------------------------------------------------------------------------
 
@@ -170,6 +202,8 @@ class FirehoseStandIn:
         with self._lock:
             if self._fail_calls:
                 raise self._fail_calls.pop(0)
+            if self._outage is not None and time.monotonic() < self._outage[0]:
+                raise self._outage[1]
             buffer = self._buffers[stream.name]
             stats = self.stats[stream.name]
             limit = int(stream.size_mb * 1024 * 1024)
@@ -202,37 +236,62 @@ class FirehoseStandIn:
         return {"RecordId": response["RecordId"], "Encrypted": False}
 
     def describe(self, stream_name: str) -> dict[str, Any]:
-        stream = self._stream(stream_name)
-        return {
-            "DeliveryStreamDescription": {
-                "DeliveryStreamName": stream.name,
-                "DeliveryStreamARN": stream.arn,
-                "DeliveryStreamStatus": "ACTIVE",
-                "DeliveryStreamType": "DirectPut",
-                "VersionId": STREAM_VERSION,
-                "CreateTimestamp": 0,
-                "HasMoreDestinations": False,
-                "Destinations": [
-                    {
-                        "DestinationId": "destinationId-000000000001",
-                        "ExtendedS3DestinationDescription": {
-                            "BucketARN": f"arn:aws:s3:::{stream.bucket}",
-                            "Prefix": stream.prefix,
-                            "ErrorOutputPrefix": stream.error_output_prefix,
-                            "BufferingHints": {
-                                "SizeInMBs": stream.size_mb,
-                                "IntervalInSeconds": self.interval(stream),
-                            },
-                            "CompressionFormat": stream.compression,
-                            "RoleARN": "arn:aws:iam::123456789012:role/local",
-                        },
-                    }
-                ],
-            }
-        }
+        """DescribeDeliveryStream: the template's settings as this stand-in applies them.
 
-    def list_streams(self) -> dict[str, Any]:
-        return {"DeliveryStreamNames": sorted(self.streams), "HasMoreDeliveryStreams": False}
+        BufferingHints carry the interval the stand-in really uses (the local override, when set).
+        """
+        stream = self._stream(stream_name)
+        destination: dict[str, Any] = {
+            "RoleARN": stream.role_arn,
+            "BucketARN": f"arn:aws:s3:::{stream.bucket}",
+            "Prefix": stream.prefix,
+            "ErrorOutputPrefix": stream.error_output_prefix,
+            "BufferingHints": {"SizeInMBs": _number(stream.size_mb),
+                               "IntervalInSeconds": _number(self.interval(stream))},
+            "CompressionFormat": stream.compression,
+            "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+            "S3BackupMode": "Disabled",
+        }
+        if stream.cloudwatch_logging is not None:
+            enabled, group, log_stream = stream.cloudwatch_logging
+            destination["CloudWatchLoggingOptions"] = {"Enabled": enabled, "LogGroupName": group,
+                                                       "LogStreamName": log_stream}
+        s3_only = {k: v for k, v in destination.items() if k != "S3BackupMode"}
+        description: dict[str, Any] = {
+            "DeliveryStreamName": stream.name,
+            "DeliveryStreamARN": stream.arn,
+            "DeliveryStreamStatus": "ACTIVE",
+            "DeliveryStreamType": "DirectPut",
+            "VersionId": STREAM_VERSION,
+            "CreateTimestamp": self.created,
+            "HasMoreDestinations": False,
+            "Destinations": [
+                {
+                    "DestinationId": "destinationId-000000000001",
+                    # The service describes an extended S3 destination both ways.
+                    "S3DestinationDescription": s3_only,
+                    "ExtendedS3DestinationDescription": destination,
+                }
+            ],
+        }
+        if stream.encryption_key_type:
+            description["DeliveryStreamEncryptionConfiguration"] = {"KeyType": stream.encryption_key_type,
+                                                                    "Status": "ENABLED"}
+        return {"DeliveryStreamDescription": description}
+
+    def list_streams(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """ListDeliveryStreams: names in order, after `ExclusiveStartDeliveryStreamName`, at most `Limit`."""
+        request = request or {}
+        limit = int(request.get("Limit") or MAX_LIST_LIMIT)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise FirehoseError("ValidationException", f"1 validation error detected: Value '{limit}' at 'limit' "
+                                f"failed to satisfy constraint: Member must have value between 1 and {MAX_LIST_LIMIT}")
+        kind = request.get("DeliveryStreamType")
+        names = sorted(self.streams) if kind in (None, "DirectPut") else []
+        start = request.get("ExclusiveStartDeliveryStreamName")
+        if start:
+            names = [name for name in names if name > str(start)]
+        return {"DeliveryStreamNames": names[:limit], "HasMoreDeliveryStreams": len(names) > limit}
 
     def _stream(self, name: str) -> StreamSpec:
         stream = self.streams.get(name)
@@ -259,21 +318,25 @@ class FirehoseStandIn:
             gzipped = stream.compression.upper() == "GZIP"
             if gzipped:
                 payload = gzip.compress(payload, compresslevel=6, mtime=0)
-            key = expand_prefix(stream.prefix, arrival) + object_name(stream.name, arrival, gzipped=gzipped)
-            for attempt in range(1, 6):
-                try:
-                    self._s3.put_object(Bucket=stream.bucket, Key=key, Body=payload)
-                    break
-                except Exception:
-                    # The real service retries S3 for up to 24 h; locally a few tries, then the error is logged.
-                    if attempt == 5:
-                        log.exception("firehose %s: could not write %s", stream.name, key)
-                        return
-                    time.sleep(0.2 * attempt)
             with self._lock:
-                stats = self.stats[stream.name]
-                stats.objects_out += 1
-                stats.keys.append(key)
+                copies = 2 if self._duplicate_objects > 0 else 1
+                self._duplicate_objects -= copies - 1
+            for _ in range(copies):
+                key = expand_prefix(stream.prefix, arrival) + object_name(stream.name, arrival, gzipped=gzipped)
+                for attempt in range(1, 6):
+                    try:
+                        self._s3.put_object(Bucket=stream.bucket, Key=key, Body=payload)
+                        break
+                    except Exception:
+                        # The real service retries S3 for up to 24 h; locally a few tries, then the error is logged.
+                        if attempt == 5:
+                            log.exception("firehose %s: could not write %s", stream.name, key)
+                            return
+                        time.sleep(0.2 * attempt)
+                with self._lock:
+                    stats = self.stats[stream.name]
+                    stats.objects_out += 1
+                    stats.keys.append(key)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -315,47 +378,32 @@ class FirehoseStandIn:
         self.flush_due(force=True)
 
 
-class FirehoseEndpoint(BackgroundHttpServer):
-    """The stand-in served over HTTP, speaking Firehose's JSON 1.1 protocol (`X-Amz-Target`)."""
+def interceptor(standin: FirehoseStandIn) -> Callable[[AwsRequest], Response]:
+    """The stand-in as the embedded AWS endpoint's answer to every Firehose call (`AwsGateway.intercept`)."""
 
-    def __init__(self, standin: FirehoseStandIn, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.standin = standin
-        super().__init__(_handler_class(standin), name="firehose-endpoint", host=host, port=port)
+    def answer(request: AwsRequest) -> Response:
+        try:
+            body = request.json()
+            if not isinstance(body, dict):
+                raise TypeError("the request body is not a JSON object")
+            result = _dispatch(standin, request.operation or "", body)
+        except FirehoseError as exc:
+            return _with_request_id(json_error(exc.status, exc.code, exc.message))
+        except (ValueError, KeyError, TypeError) as exc:
+            return _with_request_id(json_error(HTTPStatus.BAD_REQUEST, "SerializationException", str(exc)))
+        return _with_request_id(Response(json.dumps(result), status=HTTPStatus.OK,
+                                         content_type="application/x-amz-json-1.1"))
+
+    return answer
 
 
-def _handler_class(standin: FirehoseStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _with_request_id(response: Response) -> Response:
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            action = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
-            try:
-                request = json.loads(body or b"{}")
-                result = _dispatch(standin, action, request)
-                self._reply(HTTPStatus.OK, result)
-            except FirehoseError as exc:
-                self._reply(exc.status, {"__type": exc.code, "message": exc.message}, error_type=exc.code)
-            except (ValueError, KeyError, TypeError) as exc:
-                self._reply(HTTPStatus.BAD_REQUEST, {"__type": "SerializationException", "message": str(exc)},
-                            error_type="SerializationException")
 
-        def _reply(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            if error_type:
-                self.send_header("x-amzn-ErrorType", error_type)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -367,5 +415,6 @@ def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) ->
     if action == "DescribeDeliveryStream":
         return standin.describe(str(request["DeliveryStreamName"]))
     if action == "ListDeliveryStreams":
-        return standin.list_streams()
+        return standin.list_streams(request)
+    # Anything else (CreateDeliveryStream, tags, encryption ...) fails loudly: the streams are the template's.
     raise FirehoseError("UnknownOperationException", f"{action or 'no action'} is not supported locally")

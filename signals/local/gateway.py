@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +179,12 @@ class AwsGateway:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
+
+    def reset(self) -> None:
+        """Empty moto's in-memory backends: they are per process, so an earlier stack's state would leak in."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def stop(self) -> None:
         if self._thread is not None:

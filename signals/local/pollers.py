@@ -260,6 +260,10 @@ class Schedule:
     def resume(self) -> None:
         self._paused.clear()
 
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"schedule-{self.spec.name}", daemon=True)
         self._thread.start()

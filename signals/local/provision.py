@@ -2,19 +2,44 @@
 
 Only what changes the pipeline's behaviour is created: queues (DLQs first, then their sources with
 the RedrivePolicy, so moto moves a message after maxReceiveCount receives), buckets with their
-notification configuration, the DynamoDB registry table with its indexes, the Glue database and
+notification configuration, the DynamoDB registry table with its indexes, the Glue databases and
 tables, and the Athena workgroups. IAM, KMS, policies, alarms, dashboards and log groups have no
 local effect and are skipped. Firehose streams are served by the stand-in (signals.local.firehose).
+
+A Glue table declared with `OpenTableFormatInput.IcebergInput` (the compacted and audit tables) is
+created the way CloudFormation creates it: as an Iceberg table with its first metadata file, here by
+pyiceberg's Glue catalog on the embedded AWS, with the declared schema, field ids, partition spec,
+format version and properties (`shared.iceberg` converts the declaration). moto ignores partition
+projection (`projection.*` parameters of quarantine_records): the table is created as declared and
+the local query engine must compute its partitions from those parameters.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
-from signals.local.template import Resource
+from shared.iceberg import partition_spec_from_fields, schema_from_fields
+from signals.local.template import REGION, Resource, TemplateError
 from signals.local.wiring import LocalTimings, Wiring
+
+#: moto's server accepts any credentials; these are the local stack's.
+LOCAL_ACCESS_KEY: Final = "testing"
+
+
+@dataclass(frozen=True)
+class IcebergDeclaration:
+    """An `AWS::Glue::Table` with `OpenTableFormatInput.IcebergInput`, resolved."""
+
+    database: str
+    name: str
+    location: str
+    fields: list[dict[str, Any]]
+    partition_fields: list[dict[str, Any]]
+    format_version: str
+    properties: dict[str, str]
 
 
 def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> None:
@@ -24,6 +49,45 @@ def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> None:
     _tables(wiring, client("dynamodb"))
     _glue(wiring, client("glue"))
     _workgroups(wiring, client("athena"))
+
+
+def iceberg_catalog(endpoint: str, region: str = REGION, glue: Any = None) -> Any:
+    """pyiceberg's Glue catalog on the embedded AWS (metadata and data files through its S3).
+
+    moto checks no credentials; pyarrow's S3 filesystem still wants some, so the local stack's fake
+    ones are given explicitly rather than read from the environment.
+    """
+    from pyiceberg.catalog.glue import GlueCatalog  # noqa: PLC0415
+
+    properties = {
+        "glue.endpoint": endpoint, "glue.region": region,
+        "glue.access-key-id": LOCAL_ACCESS_KEY, "glue.secret-access-key": LOCAL_ACCESS_KEY,
+        "s3.endpoint": endpoint, "s3.region": region,
+        "s3.access-key-id": LOCAL_ACCESS_KEY, "s3.secret-access-key": LOCAL_ACCESS_KEY,
+    }
+    return GlueCatalog("local", client=glue, **properties)
+
+
+def iceberg_declaration(resource: Resource) -> IcebergDeclaration | None:
+    """The Iceberg table a template resource declares, or None for a Hive table."""
+    props = resource.properties
+    iceberg = (props.get("OpenTableFormatInput") or {}).get("IcebergInput")
+    if iceberg is None:
+        return None
+    table_input = iceberg.get("IcebergTableInput")
+    if table_input is None:
+        raise TemplateError(f"{resource.logical_id}: an IcebergInput without IcebergTableInput declares no schema")
+    if str(iceberg.get("MetadataOperation", "CREATE")) != "CREATE":
+        raise TemplateError(f"{resource.logical_id}: MetadataOperation must be CREATE")
+    return IcebergDeclaration(
+        database=str(props["DatabaseName"]),
+        name=str(props.get("Name") or (props.get("TableInput") or {}).get("Name")),
+        location=str(table_input["Location"]),
+        fields=list(table_input["Schema"]["Fields"]),
+        partition_fields=list((table_input.get("PartitionSpec") or {}).get("Fields") or []),
+        format_version=str(iceberg.get("Version", "2")),
+        properties={str(k): str(v) for k, v in (table_input.get("Properties") or {}).items()},
+    )
 
 
 def _queues(wiring: Wiring, sqs: Any, timings: LocalTimings) -> None:
@@ -88,11 +152,31 @@ def _glue(wiring: Wiring, glue: Any) -> None:
     template = wiring.template
     for resource in template.of_type("AWS::Glue::Database"):
         glue.create_database(DatabaseInput=_without_catalog(resource.properties["DatabaseInput"]))
+    iceberg: list[IcebergDeclaration] = []
     for resource in template.of_type("AWS::Glue::Table"):
+        declaration = iceberg_declaration(resource)
+        if declaration is not None:
+            iceberg.append(declaration)
+            continue
         glue.create_table(
             DatabaseName=str(resource.properties["DatabaseName"]),
             TableInput=resource.properties["TableInput"],
         )
+    if iceberg:
+        catalog = iceberg_catalog(template.endpoint, template.region, glue)
+        for declaration in iceberg:
+            create_iceberg_table(catalog, declaration)
+
+
+def create_iceberg_table(catalog: Any, declaration: IcebergDeclaration) -> Any:
+    """Create the declared Iceberg table (its first metadata file under the declared location)."""
+    return catalog.create_table(
+        (declaration.database, declaration.name),
+        schema=schema_from_fields(declaration.fields),
+        location=declaration.location.rstrip("/"),
+        partition_spec=partition_spec_from_fields(declaration.partition_fields),
+        properties={**declaration.properties, "format-version": declaration.format_version},
+    )
 
 
 def _without_catalog(database_input: dict[str, Any]) -> dict[str, Any]:

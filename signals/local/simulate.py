@@ -54,7 +54,10 @@ class Tally:
     events_sent: int = 0
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by the ingester, per reason
-    expected_rows: Counter[str] = field(default_factory=Counter)  # per device type
+    expected_rows: Counter[str] = field(default_factory=Counter)  # per device type, every copy
+    expected_distinct: Counter[str] = field(default_factory=Counter)  # per device type, each event once
+    retried_requests: int = 0  # requests POSTed a second time on purpose (a client retrying)
+    retried_rows: int = 0  # good events among them: a second verified copy each, one compacted row
     expected_quarantine: Counter[str] = field(default_factory=Counter)  # per reason
     http_errors: Counter[int] = field(default_factory=Counter)
     first_post: float | None = None
@@ -134,7 +137,7 @@ class DeviceFleet:
 
     def __init__(self, api_url: str, api_key: str, devices: int, tally: Tally, *, seed: int = 7,
                  batch: tuple[int, int] = (5, 15), period: float = 1.0, bad_share: float = BAD_SHARE,
-                 id_prefix: str = "") -> None:
+                 id_prefix: str = "", retry_share: float = 0.0) -> None:
         types = list(DeviceType)
         self.devices = [(types[i % len(types)], f"{id_prefix}{types[i % len(types)].value}-{i:04d}")
                         for i in range(devices)]
@@ -145,6 +148,7 @@ class DeviceFleet:
         self.batch = batch
         self.period = period
         self.bad_share = bad_share
+        self.retry_share = retry_share  # share of requests sent twice, as a client retrying after a timeout
 
     def run(self, seconds: float, workers: int = 4) -> None:
         deadline = time.monotonic() + seconds
@@ -195,7 +199,14 @@ class DeviceFleet:
         headers = {"x-api-key": self.api_key, "content-type": content_type, "user-agent": f"demo-device/{device_id}"}
         if rng.random() < 0.3:
             body, headers["content-encoding"] = gzip.compress(body), "gzip"
-        status, reply = post(connection, "/v1/telemetry", body, headers)
+        retry = rng.random() < self.retry_share
+        for copy in (1, 2) if retry else (1,):
+            status, reply = post(connection, "/v1/telemetry", body, headers)
+            if not self._count(status, reply, events, fates, retried=copy == 2) and copy == 1:
+                return  # the first copy failed: nothing to retry on purpose
+
+    def _count(self, status: int, reply: dict[str, Any], events: list[Any], fates: list[tuple[str, str]], *,
+               retried: bool) -> bool:
         with self.tally.lock:
             self.tally.requests += 1
             self.tally.events_sent += len(events)
@@ -203,18 +214,24 @@ class DeviceFleet:
             self.tally.last_post = time.monotonic()
             if status != 200:
                 self.tally.http_errors[status] += 1
-                return
+                return False
             rejected = {int(r["index"]): str(r["reason"]) for r in reply.get("rejected", [])}
             self.tally.accepted += int(reply.get("accepted", 0))
+            self.tally.retried_requests += retried
             for index, (fate, what) in enumerate(fates):
                 if index in rejected:
                     self.tally.rejected[rejected[index]] += 1
                 elif fate == "row":
                     self.tally.expected_rows[what] += 1
+                    if retried:
+                        self.tally.retried_rows += 1
+                    else:
+                        self.tally.expected_distinct[what] += 1
                 elif fate == "quarantine":
                     self.tally.expected_quarantine[what] += 1
                 else:  # predicted an ingester reject that did not happen: the parser must judge it
                     self.tally.expected_quarantine[what] += 1
+            return True
 
 
 def post(connection: http.client.HTTPConnection, path: str, body: bytes,

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,11 +32,21 @@ from botocore.config import Config
 from shared.aws import DEFAULT_CONFIG, Clients
 from signals.env import Output, local_state_path, stack_name
 from signals.local.api import IngestApi
-from signals.local.firehose import FirehoseEndpoint, FirehoseStandIn
+from signals.local.cloudwatch import CloudWatchPublisher
+from signals.local.firehose import FirehoseStandIn, interceptor
 from signals.local.gateway import AwsGateway
+from signals.local.lambda_api import LambdaInvoke
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
-from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
+from signals.local.resources import Provisioned, provision_resources
+from signals.local.runtime import (
+    LocalFunction,
+    RoutedStdout,
+    function_user_agent,
+    install_routed_stdout,
+    uninstall_routed_stdout,
+)
+from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
 
@@ -83,10 +93,13 @@ class LocalSettings:
     route_function_output: bool = True  # function logs and EMF metrics to SIGNALS_HOME/logs/
     run_schedules: bool = True
     drain_on_stop_seconds: float = 10.0
+    # Variables merged over a function's template environment, by function name or module
+    # ("reconciler.app"): local-only tuning such as the reconciler's grace periods (`signals chaos`).
+    function_environment: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class EndpointClients(Clients):
-    """`shared.aws.Clients` bound to the embedded AWS, with per-service endpoints (Firehose's stand-in)."""
+    """`shared.aws.Clients` bound to the embedded AWS (a service may be given an endpoint of its own)."""
 
     def __init__(self, session: boto3.Session, endpoints: Mapping[str, str], default_endpoint: str,
                  config: Config | None = None) -> None:
@@ -123,12 +136,13 @@ class LocalStack:
         self._gateway: AwsGateway | None = None
         self._aws_endpoint = ""
         self._firehose: FirehoseStandIn | None = None
-        self._firehose_endpoint: FirehoseEndpoint | None = None
         self._api: IngestApi | None = None
         self._routed: RoutedStdout | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._clients: EndpointClients | None = None
         self._state_path: Path | None = None
+        self.provisioned = Provisioned()
+        self.cloudwatch: CloudWatchPublisher | None = None
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -158,8 +172,13 @@ class LocalStack:
 
     @property
     def firehose_endpoint_url(self) -> str:
-        assert self._firehose_endpoint is not None, "stack not started"
-        return self._firehose_endpoint.url
+        """Where Firehose answers: the embedded AWS endpoint itself (the stand-in intercepts it there)."""
+        return self.aws_endpoint_url
+
+    @property
+    def routed_output(self) -> RoutedStdout | None:
+        """The stdout router sending function output to the log files and CloudWatch (None when off)."""
+        return self._routed
 
     @property
     def log_dir(self) -> Path:
@@ -173,7 +192,7 @@ class LocalStack:
         )
 
     def client(self, service: str) -> Any:
-        """A boto3 client bound to the embedded AWS (Firehose: the stand-in)."""
+        """A boto3 client bound to the embedded AWS (its Firehose calls answered by the stand-in)."""
         assert self._clients is not None, "stack not started"
         return self._clients.client(service)
 
@@ -282,27 +301,33 @@ class LocalStack:
             document, parameters=parameters, stack_name=stack_name("local"), endpoint=self._aws_endpoint
         )
         self.wiring = read_wiring(self.template)
+        for logical_id, spec in list(self.wiring.functions.items()):
+            extra = {**settings.function_environment.get(spec.module, {}),
+                     **settings.function_environment.get(spec.name, {})}
+            if extra:
+                self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})
 
-        # The stand-in and its endpoint come first: every client, the ingester's too, is bound to its URL.
+        # The stand-in answers every Firehose call on the embedded endpoint, before any client makes one.
         raw_s3 = self.session().client("s3", endpoint_url=self._aws_endpoint, config=DEFAULT_CONFIG)
         self._firehose = FirehoseStandIn(
             self.wiring.streams, raw_s3, interval_override=settings.timings.buffer_seconds
         )
-        self._firehose_endpoint = FirehoseEndpoint(self._firehose)
+        self._gateway.intercept("firehose", interceptor(self._firehose))
         self._set_process_environ()
-        self._clients = EndpointClients(
-            self.session(), {"firehose": self._firehose_endpoint.url}, self._aws_endpoint
-        )
+        self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
         provision(self.wiring, self.client, settings.timings)
+        self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
         self._firehose.start()
-        self._firehose_endpoint.start()
 
         if settings.route_function_output:
             self._routed = install_routed_stdout(self.log_dir)
         for spec in self.wiring.functions.values():
-            self.functions[spec.logical_id] = LocalFunction(spec, self._clients, self._routed)
+            self.functions[spec.logical_id] = LocalFunction(spec, self._function_clients(spec.name), self._routed)
             self.functions[spec.logical_id].load()
+        self._start_cloudwatch()
+        self.gateway.intercept("lambda", LambdaInvoke(lambda: {f.name: f for f in self.functions.values()}))
         self._start_event_sources()
+        Switches(self.provisioned.mappings, lambda: self.pollers, lambda: self.schedules).install(self.gateway)
         routes = [(route, self.functions[spec.logical_id])
                   for spec in self.wiring.functions.values() for route in spec.routes]
         self._api = IngestApi(
@@ -312,11 +337,36 @@ class LocalStack:
             stage=self.wiring.stage_name,
             port=settings.port if settings.port else 0,
         )
+        if self.cloudwatch is not None:
+            self._api.observers.append(self.cloudwatch.api_request)
         self._api.start()
         self.outputs = self.template.outputs()
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _start_cloudwatch(self) -> None:
+        """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
+        assert self.wiring is not None
+        self.cloudwatch = CloudWatchPublisher(
+            self.client("logs"), self.client("cloudwatch"), self.provisioned.log_groups,
+            sqs=self.client("sqs"), queues=self.wiring.queues.values(), firehose=self._firehose,
+            json_platform_logs=self.provisioned.json_logs,
+            api=next(iter(self.provisioned.rest_api_stages.values()), None),
+        )
+        if self._routed is not None:
+            self._routed.add_sink(self.cloudwatch.sink)
+        for local in self.functions.values():
+            local.observers.append(self.cloudwatch)
+        self.cloudwatch.start()
+    def _function_clients(self, function_name: str) -> EndpointClients:
+        """Clients of one function's own (as each Lambda function has its own environment and role).
+
+        Its requests carry the function's name in the user agent, and its session's hooks can end a
+        killed invocation (`LocalFunction.kill`) without touching another function's calls.
+        """
+        config = DEFAULT_CONFIG.merge(Config(user_agent_extra=function_user_agent(function_name)))
+        return EndpointClients(self.session(), {}, self._aws_endpoint, config)
 
     def _start_event_sources(self) -> None:
         assert self.wiring is not None
@@ -353,8 +403,9 @@ class LocalStack:
             poller.stop()
         for poller in self.pollers:
             poller.join()
-        if self._firehose_endpoint is not None:
-            self._firehose_endpoint.stop()
+        if self.cloudwatch is not None:
+            self.cloudwatch.stop()  # sends what is pending
+            self.cloudwatch = None
         if self.settings.keep_dir is not None and self._clients is not None:
             try:
                 self.keep(self.settings.keep_dir)
@@ -387,10 +438,8 @@ class LocalStack:
     # --- process-wide settings and the state file ------------------------------------------------
 
     def _set_process_environ(self) -> None:
-        assert self._firehose_endpoint is not None
         values = {
             "AWS_ENDPOINT_URL": self._aws_endpoint,
-            "AWS_ENDPOINT_URL_FIREHOSE": self._firehose_endpoint.url,
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": REGION,
@@ -399,7 +448,8 @@ class LocalStack:
         for name, value in values.items():
             self._saved_environ[name] = os.environ.get(name)
             os.environ[name] = value
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        # A service-specific endpoint would win over AWS_ENDPOINT_URL (Firehose is on the main one).
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_FIREHOSE"):
             self._saved_environ[name] = os.environ.pop(name, None)
 
     def _restore_process_environ(self) -> None:
@@ -419,12 +469,13 @@ class LocalStack:
             "api_key": self.api_key,
             "region": REGION,
             **FAKE_CREDENTIALS,
-            "firehose_endpoint_url": self.firehose_endpoint_url,
             "outputs": self.outputs,
             "pid": os.getpid(),
             "log_dir": str(self.log_dir),
             # `signals status` judges the reconciler's last run against this period, not the 15-min cron.
             "reconciler_interval_s": self.settings.timings.reconcile_seconds,
+            # ... and the compactor's (hourly in AWS): every local schedule runs at this period.
+            "compactor_interval_s": self.settings.timings.reconcile_seconds,
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")

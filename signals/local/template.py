@@ -41,6 +41,7 @@ _NAME_PROPERTY: Final[Mapping[str, tuple[str, ...]]] = {
     "AWS::CloudWatch::Dashboard": ("DashboardName",),
     "AWS::CloudWatch::Alarm": ("AlarmName",),
     "AWS::IAM::Role": ("RoleName",),
+    "AWS::SNS::Topic": ("TopicName",),
 }
 
 _ARN_SERVICE: Final[Mapping[str, str]] = {
@@ -259,6 +260,8 @@ class ResolvedTemplate:
             return name  # a SAM-generated resource (e.g. ServerlessRestApi): its logical id stands in
         if raw["Type"] == "AWS::SQS::Queue":
             return self.queue_url(self.physical_name(name))
+        if raw["Type"] == "AWS::SNS::Topic":
+            return self.arn(name)  # Ref of a topic is its ARN
         return self.physical_name(name)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:

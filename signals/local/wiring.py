@@ -104,6 +104,10 @@ class StreamSpec:
     interval_seconds: float
     size_mb: float
     compression: str
+    # Reported by DescribeDeliveryStream as the template sets them (no local effect):
+    role_arn: str = ""
+    encryption_key_type: str | None = None  # DeliveryStreamEncryptionConfigurationInput.KeyType
+    cloudwatch_logging: tuple[bool, str, str] | None = None  # (Enabled, LogGroupName, LogStreamName)
 
     @property
     def arn(self) -> str:
@@ -192,6 +196,7 @@ def _stream(template: ResolvedTemplate, resource: Resource) -> StreamSpec:
     if not destination:
         raise TemplateError(f"{resource.logical_id}: only S3 destinations are supported locally")
     hints = destination.get("BufferingHints") or {}
+    log_options = destination.get("CloudWatchLoggingOptions") or {}
     return StreamSpec(
         logical_id=resource.logical_id,
         name=template.physical_name(resource.logical_id),
@@ -201,6 +206,10 @@ def _stream(template: ResolvedTemplate, resource: Resource) -> StreamSpec:
         interval_seconds=float(hints.get("IntervalInSeconds", 300)),
         size_mb=float(hints.get("SizeInMBs", 5)),
         compression=str(destination.get("CompressionFormat") or "UNCOMPRESSED"),
+        role_arn=str(destination.get("RoleARN") or ""),
+        encryption_key_type=(props.get("DeliveryStreamEncryptionConfigurationInput") or {}).get("KeyType"),
+        cloudwatch_logging=(bool(log_options.get("Enabled")), str(log_options.get("LogGroupName") or ""),
+                            str(log_options.get("LogStreamName") or "")) if log_options else None,
     )
 
 

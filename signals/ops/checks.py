@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -42,6 +43,16 @@ UNREGISTERED_FAIL: Final = timedelta(minutes=50)
 PENDING_WARN: Final = timedelta(minutes=30)
 # The reconciler runs every 15 minutes; one missed run is a warning, three are a failure.
 RECONCILER_INTERVAL: Final = timedelta(minutes=15)
+# The compactor runs hourly (cron(10 * * * ? *)); locally every `--reconcile-seconds`. A run that is
+# this late past its interval (a quarter of it, at most 15 minutes) warns; three intervals fail.
+COMPACTOR_INTERVAL: Final = timedelta(hours=1)
+# Compaction lag (oldest registered file not yet compacted): past one interval plus the grace a
+# run should have taken it (warn); past two intervals and the grace, as the CompactionLagAlarm (fail).
+# Where the compactor keeps its run reports in the artifacts bucket (compactor/logic.py writes them).
+RUN_REPORT_PREFIX: Final = "compactor/run_results/"
+LATEST_RUN_REPORT: Final = "compactor/latest/run_results.json"
+# Run reports read for the hour's conflict count (one per run: hourly in AWS, more locally).
+RUN_REPORT_LIMIT: Final = 200
 # Share of a source's records quarantined in the hour above which the quarantine line warns.
 QUARANTINE_WARN_RATIO: Final = 0.01
 # Quarantine files read per source and hour (each is read whole to count reasons).
@@ -266,13 +277,11 @@ def _queue_name(url: str) -> str:
 
 
 def _oldest_message_age(ctx: StatusContext, queue_name: str) -> float | None:
-    """CloudWatch's ApproximateAgeOfOldestMessage (seconds), or None where there is no metric.
+    """CloudWatch's ApproximateAgeOfOldestMessage (seconds), or None when there is no datapoint.
 
-    Locally there is no CloudWatch data, and peeking at messages would count as a receive (and can
-    push a message toward its DLQ), so the local figure is honestly "n/a".
+    Never from peeking at messages: that would count as a receive (and can push a message toward its
+    DLQ). The local stack publishes the metric to its embedded CloudWatch as SQS does.
     """
-    if ctx.env.endpoint_url is not None:
-        return None
     response = ctx.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
         Dimensions=[{"Name": "QueueName", "Value": queue_name}],
@@ -296,8 +305,7 @@ def check_queue(ctx: StatusContext, label: str, queue_output: str) -> list[Check
     name = _queue_name(url)
     depth = _queue_depth(ctx, url)
     age = _oldest_message_age(ctx, name)
-    age_text = ("oldest n/a (no CloudWatch metric locally)" if ctx.env.endpoint_url is not None
-                else "oldest n/a (no datapoint in 10m)" if age is None else f"oldest {format_age(age)}")
+    age_text = "oldest n/a (no datapoint in 10m)" if age is None else f"oldest {format_age(age)}"
     figure = f"depth {depth['visible']} ({depth['in_flight']} in flight), {age_text}"
     level = Level.OK
     if age is not None and age > QUEUE_AGE_FAIL.total_seconds():
@@ -494,6 +502,193 @@ def _plain(value: Mapping[str, Any]) -> Any:
     return convert(TypeDeserializer().deserialize(dict(value))) if value else {}  # type: ignore[arg-type]
 
 
+# --- compaction ----------------------------------------------------------------------------------
+
+def _compactor_interval(ctx: StatusContext) -> timedelta:
+    """Locally every schedule runs at the stack's period (its state file says which); hourly in AWS."""
+    seconds = float(ctx.env.extra.get("compactor_interval_s") or ctx.env.extra.get("reconciler_interval_s") or 0)
+    return timedelta(seconds=seconds) if seconds else COMPACTOR_INTERVAL
+
+
+def _grace(interval: timedelta) -> timedelta:
+    return min(interval / 4, timedelta(minutes=15))
+
+
+def _compactor_state(ctx: StatusContext) -> dict[str, Any]:
+    response = ctx.client("dynamodb").get_item(
+        TableName=ctx.env.output(Output.REGISTRY_TABLE), ConsistentRead=True,
+        Key={name: {"S": value} for name, value in registry_keys.compactor_state_key().items()},
+    )
+    item = response.get("Item")
+    return {name: _numbers(_plain(value)) for name, value in item.items()} if item else {}
+
+
+def _numbers(value: Any) -> Any:
+    """DynamoDB numbers (Decimal) as int or float, inside maps and lists too."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _latest_report(ctx: StatusContext) -> dict[str, Any] | None:
+    try:
+        body = ctx.client("s3").get_object(Bucket=ctx.env.output(Output.ARTIFACTS_BUCKET),
+                                           Key=LATEST_RUN_REPORT)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    report = json.loads(body)
+    return report if isinstance(report, dict) else None
+
+
+def check_compaction_run(ctx: StatusContext) -> list[CheckResult]:
+    """The compactor's last run: when, its outcome, what it did; the run report it left behind."""
+    interval = _compactor_interval(ctx)
+    state = _compactor_state(ctx)
+    last_run = _parse_time(str(state.get("last_run_at", ""))) if state else None
+    name = "compaction last run"
+    rule = f"{ctx.env.name}-tps-telemetry-compactor"
+    if last_run is None:
+        every = format_age(interval.total_seconds())
+        return [CheckResult(name, Level.WARN, f"no run recorded (scheduled every {every})",
+                            f"a new stack has not run it yet; otherwise check the EventBridge rule {rule} is "
+                            "enabled and the compactor's errors; `signals compact` runs one now")]
+    age = _age(ctx, last_run)
+    outcome = str(state.get("last_outcome") or "unknown")
+    summary = state.get("last_summary") or {}
+    summary = summary if isinstance(summary, dict) else {}
+    figure = f"last run {format_age(age.total_seconds())} ago ({_iso(last_run)}) {outcome}"
+    counted = [("days_compacted", "{} table-day", "{} table-days"), ("verified_rows", "{} row read", "{} rows read"),
+               ("inserted", "{} inserted", "{} inserted"),
+               ("natural_duplicates", "{} natural duplicate", "{} natural duplicates"),
+               ("conflicting_duplicates", "{} conflicting duplicate", "{} conflicting duplicates")]
+    parts = [(one if summary[key] == 1 else many).format(int(summary[key]))
+             for key, one, many in counted if isinstance(summary.get(key), int | float)]
+    if parts:
+        figure += ": " + ", ".join(parts)
+    report = _latest_report(ctx)
+    bucket = ctx.env.output(Output.ARTIFACTS_BUCKET)
+    report_uri = f"s3://{bucket}/{LATEST_RUN_REPORT}"
+    details = {"last_run_at": _iso(last_run), "age_s": age.total_seconds(), "outcome": outcome,
+               "last_run_id": state.get("last_run_id"), "last_summary": summary, "report": report_uri,
+               "watermark": state.get("watermark")}
+    failed_days = [r for r in (report or {}).get("results", []) if r.get("status") == "error"]
+    level, action = Level.OK, None
+    if age > 3 * interval:
+        level, action = Level.FAIL, (f"check the EventBridge rule {rule} is enabled and the compactor's errors "
+                                     "and timeouts; `signals compact` runs one now")
+    elif outcome == "failed":
+        failures = "; ".join(f"{r.get('relation_name')} {r.get('day')}: {r.get('message')}" for r in failed_days[:3])
+        level, action = Level.FAIL, (f"read the failed results in {report_uri}" + (f" ({failures})" if failures else "")
+                                     + " and the compactor's log; the next run retries those days")
+    elif age > interval + _grace(interval):
+        level, action = Level.WARN, "a run was missed: check the EventBridge rule and the compactor's timeouts"
+    elif outcome == "partial":
+        level, action = Level.WARN, ("the run stopped before its time ran out (a large backlog?); the next one "
+                                     "resumes from the watermark; watch the lag line")
+    if report is None:
+        figure += "; no run report"
+        if level is Level.OK:
+            level, action = Level.WARN, (f"the run left no report at {report_uri}: check the compactor's "
+                                         "log for 'could not write the run report' (permissions on the bucket?)")
+    elif level is Level.OK and str((report.get("metadata") or {}).get("invocation_id")) != str(
+            state.get("last_run_id")):
+        level, action = Level.WARN, f"the latest report in {report_uri} is not the last run's: was it written?"
+    return [CheckResult(name, level, figure, action, details)]
+
+
+def _registered_after(ctx: StatusContext, watermark: str | None, *, count: bool) -> tuple[dict[str, Any] | None, int]:
+    """The oldest `registered` file updated after the watermark (status index, key condition only), and
+    how many there are when `count`."""
+    dynamodb = ctx.client("dynamodb")
+    names = {"#s": registry_keys.STATUS_ATTR}
+    values = {":s": {"S": registry_keys.STATUS_REGISTERED}}
+    condition = "#s = :s"
+    if watermark:  # no watermark yet: every registered file waits (a key value cannot be empty)
+        condition += " AND #u > :w"
+        names["#u"] = registry_keys.STATUS_SORT_ATTR
+        values[":w"] = {"S": watermark}
+    request: dict[str, Any] = {
+        "TableName": ctx.env.output(Output.REGISTRY_TABLE), "IndexName": registry_keys.STATUS_INDEX,
+        "KeyConditionExpression": condition, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+    }
+    oldest = dynamodb.query(**request, Limit=1).get("Items", [])
+    waiting = 0
+    if count and oldest:
+        for page in dynamodb.get_paginator("query").paginate(**request, Select="COUNT"):
+            waiting += int(page.get("Count", 0))
+    return (oldest[0] if oldest else None), waiting
+
+
+def check_compaction_lag(ctx: StatusContext) -> list[CheckResult]:
+    """Age of the oldest registered verified file the compactor has not compacted yet."""
+    interval = _compactor_interval(ctx)
+    state = _compactor_state(ctx)
+    watermark = state.get("watermark") if state else None
+    oldest, waiting = _registered_after(ctx, str(watermark) if watermark else None, count=True)
+    name = "compaction lag"
+    if oldest is None:
+        return [CheckResult(name, Level.OK, "0s: every registered file is compacted",
+                            details={"watermark": watermark, "waiting_files": 0, "lag_s": 0.0})]
+    updated = _parse_time(oldest.get(registry_keys.STATUS_SORT_ATTR, {}).get("S", ""))
+    lag = max(_age(ctx, updated), timedelta(0)) if updated else timedelta(0)
+    key = oldest.get("verified_key", {}).get("S", "")
+    figure = (f"{format_age(lag.total_seconds())}: {_n(waiting, 'registered file')} not yet compacted "
+              f"(oldest {key.rsplit('/', 1)[-1][:24] or '?'} registered {_iso(updated) if updated else '?'})")
+    details = {"watermark": watermark, "waiting_files": waiting, "lag_s": lag.total_seconds(), "oldest_key": key}
+    level, action = Level.OK, None
+    if lag > 2 * interval + _grace(interval):
+        level, action = Level.FAIL, ("the compacted tables are behind: see the 'compaction last run' line; a run "
+                                     "that keeps stopping partial needs `signals compact` (or more time)")
+    elif lag > interval + _grace(interval):
+        level, action = Level.WARN, "the last run did not take these files: check its outcome and the compactor's log"
+    return [CheckResult(name, level, figure, action, details)]
+
+
+def check_compaction_conflicts(ctx: StatusContext) -> list[CheckResult]:
+    """Conflicting duplicates (same key, other content) the runs of the hour recorded."""
+    s3 = ctx.client("s3")
+    bucket = ctx.env.output(Output.ARTIFACTS_BUCKET)
+    prefix = f"{RUN_REPORT_PREFIX}{ctx.hour:%Y/%m/%d}/"
+    end = ctx.hour + timedelta(hours=1)
+    reports = [o for o in list_objects(s3, bucket, prefix) if ctx.hour <= o["LastModified"].astimezone(UTC) < end]
+    reports.sort(key=lambda o: o["LastModified"])
+    recorded = conflicting = 0
+    by_table: Counter[str] = Counter()
+
+    def read(key: str) -> dict[str, Any]:
+        document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return document if isinstance(document, dict) else {}
+
+    with ThreadPoolExecutor(max_workers=ctx.workers) as readers:
+        for report in readers.map(read, [o["Key"] for o in reports[-RUN_REPORT_LIMIT:]]):
+            for result in report.get("results", []):
+                response = result.get("adapter_response") or {}
+                new = int(response.get("conflicts_recorded", 0) or 0)
+                recorded += new
+                conflicting += int(response.get("conflicting_duplicates", 0) or 0)
+                if new:
+                    by_table[f"{result.get('relation_name')} {result.get('day')}"] += new
+    name = "compaction conflicts"
+    details = {"runs": len(reports), "conflicts_recorded": recorded, "conflicting_duplicates": conflicting,
+               "by_table_day": dict(by_table)}
+    runs = _n(len(reports), "run")
+    if not recorded:
+        return [CheckResult(name, Level.OK, f"none recorded this hour ({runs})", details=details)]
+    where = ", ".join(f"{label} {count}" for label, count in by_table.most_common(3))
+    audit = ctx.env.output(Output.AUDIT_DATABASE)
+    return [CheckResult(
+        name, Level.WARN, f"{recorded} new this hour ({where}; {runs})",
+        f"copies with an event_id seen before but other content were kept out of the compacted tables: "
+        f"`signals query \"SELECT * FROM {audit}.duplicate_conflicts WHERE day = '{ctx.hour:%Y-%m-%d}'\"` shows "
+        "both lineages and the differing columns (a firmware reusing ids?)", details)]
+
+
 # --- Glue ----------------------------------------------------------------------------------------
 
 def _expected_location(ctx: StatusContext, type_value: str) -> str:
@@ -608,6 +803,9 @@ def run_checks(ctx: StatusContext) -> list[CheckResult]:
             ("glue tables", on_ctx(check_glue_tables)),
             ("partitions", on_hour(check_glue_partitions)),
             ("reconciler", on_ctx(check_reconciler)),
+            ("compaction last run", on_ctx(check_compaction_run)),
+            ("compaction lag", on_ctx(check_compaction_lag)),
+            ("compaction conflicts", on_ctx(check_compaction_conflicts)),
         ]
         # The facts listing runs first in the pool, and the checks waiting on it never hold it up.
         futures = [pool.submit(_guarded, name, check) for name, check in plan]

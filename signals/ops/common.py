@@ -36,11 +36,8 @@ class EnvClients:
         with self._lock:
             found = self._clients.get(service)
             if found is None:
-                endpoint = self._env.endpoint_url
-                if service == "firehose":  # the local stack's Firehose is its stand-in, not moto's
-                    endpoint = self._env.extra.get("firehose_endpoint_url") or endpoint
                 found = self._env.session.client(  # type: ignore[call-overload]
-                    service, endpoint_url=endpoint, config=CLIENT_CONFIG)
+                    service, endpoint_url=self._env.endpoint_url, config=CLIENT_CONFIG)
                 self._clients[service] = found
             return found
 

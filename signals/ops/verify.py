@@ -1,4 +1,5 @@
-"""`signals verify`: canaries through the public API, followed to raw, verified, registry and Glue.
+"""`signals verify`: canaries through the public API, followed to raw, verified, registry, Glue and
+the compacted tables.
 
 One canary event per device type and one OTLP log record are sent with the API key, each carrying
 a unique marker. Each is then followed stage by stage:
@@ -8,6 +9,10 @@ a unique marker. Each is then followed stage by stage:
             the canary's row
   registry  that file's registry item has status `registered`
   glue      the file's partition exists in Glue
+  compacted the canary's row is in its compacted Iceberg table (telemetry_alerts_{env}); on `local`
+            verify runs the compactor for the canaries' day once they reached Glue (as `signals
+            compact` does); on a deployed env it waits for the hourly run (`--compact-timeout`) and
+            asks Athena. `--no-compacted` stops at Glue.
 
 and each stage's latency since the send is printed. A stage not reached within `--timeout` fails
 the command, naming the stage.
@@ -38,8 +43,14 @@ from shared.layout import META_SOURCE_KEY, Partition, output_name, verified_key
 from shared.schema import OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
 from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import EnvClients, add_env_arguments, environment_from_args, list_objects, raw_hour_prefix
+from signals.ops.compaction import compacted_count, key_column, run_compactor
 
-STAGES: Final = ("raw", "verified", "registry", "glue")
+STAGES: Final = ("raw", "verified", "registry", "glue", "compacted")
+# The hourly compactor runs at ten past the hour: a deployed canary can wait this long for it.
+DEPLOYED_COMPACT_TIMEOUT_S: Final = 75 * 60.0
+LOCAL_COMPACT_TIMEOUT_S: Final = 60.0
+# How often a deployed env's compacted table is asked (each ask is an Athena query).
+DEPLOYED_COMPACT_POLL_S: Final = 60.0
 # S3's LastModified and this machine's clock may differ; raw objects this much older than the
 # send still count as candidates.
 CLOCK_SLACK: Final = timedelta(minutes=2)
@@ -199,12 +210,21 @@ class Follower:
     """Advances each canary through the stages; every read is idempotent, so it simply polls."""
 
     def __init__(self, env: Environment, canaries: list[Canary], sent_at: datetime,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], *, compacted: bool = True,
+                 compact: Callable[[list[str]], Any] | None = None,
+                 count: Callable[[Canary], int] | None = None) -> None:
         self.env = env
         self.canaries = canaries
         self.sent_at = sent_at
         self.clock = clock
         self.started = clock()
+        self.compacted = compacted
+        # Locally the compactor is run for the canaries' days; a deployed env's runs on its schedule.
+        self.compact = compact if compact is not None else (_run_compactor_for(env) if env.endpoint_url else None)
+        self.count = count or self._compacted_rows
+        self.compact_runs = 0
+        self.compact_error: str | None = None
+        self._last_compacted_ask = float("-inf")
         self.clients = EnvClients(env)
         self.s3 = self.clients.client("s3")
         self.raw_bucket = env.output(Output.RAW_BUCKET)
@@ -213,7 +233,8 @@ class Follower:
         self._verified_other: set[str] = set()
 
     def done(self) -> bool:
-        return all(c.next_stage is None for c in self.canaries)
+        return all(c.next_stage in (None, "compacted") if not self.compacted else c.next_stage is None
+                   for c in self.canaries)
 
     def poll(self) -> None:
         self._find_raw([c for c in self.canaries if c.next_stage == "raw"])
@@ -224,6 +245,8 @@ class Follower:
                 self._check_registry(canary)
             if canary.next_stage == "glue":
                 self._check_glue(canary)
+        if self.compacted:
+            self._check_compacted([c for c in self.canaries if c.next_stage == "compacted"])
 
     def _reach(self, canary: Canary, stage: str) -> None:
         canary.reached[stage] = self.clock() - self.started
@@ -294,6 +317,59 @@ class Follower:
         self._reach(canary, "glue")
 
 
+    def _check_compacted(self, waiting: list[Canary]) -> None:
+        """Once every canary is in Glue: (locally) run the compactor for their days, then look for each
+        canary's row in its compacted table."""
+        if not waiting or any(c.next_stage not in ("compacted", None) for c in self.canaries):
+            return
+        if self.compact is not None:
+            if self.compact_runs and self.clock() - self._last_compacted_ask < 2.0:
+                return
+            try:
+                self.compact(sorted({c.partition.day for c in waiting}))
+            except Exception as exc:  # the stage then times out with this reason
+                self.compact_error = f"{type(exc).__name__}: {exc}"
+                return
+            self.compact_runs += 1
+        else:
+            if self.clock() - self._last_compacted_ask < DEPLOYED_COMPACT_POLL_S:
+                return
+            self._last_compacted_ask = self.clock()
+            if not self._compactor_ran_since_send():
+                return  # Athena is asked only once a run started after the canaries were sent
+        self._last_compacted_ask = self.clock()
+        for canary in waiting:
+            found = self.count(canary)
+            if found == 1:
+                self._reach(canary, "compacted")
+            elif found > 1:
+                raise VerifyFailed("compacted", f"{canary.type_value}: {found} compacted rows for one canary "
+                                                "(the dedup must keep exactly one)")
+
+
+    def _compactor_ran_since_send(self) -> bool:
+        item = self.clients.client("dynamodb").get_item(
+            TableName=self.env.output(Output.REGISTRY_TABLE), ConsistentRead=True,
+            Key={name: {"S": value} for name, value in registry_keys.compactor_state_key().items()},
+        ).get("Item") or {}
+        started = item.get("last_run_at", {}).get("S", "")
+        try:
+            return datetime.fromisoformat(started.replace("Z", "+00:00")) > self.sent_at
+        except ValueError:
+            return False
+
+    def _compacted_rows(self, canary: Canary) -> int:
+        return compacted_count(self.env, canary.type_value, day=canary.partition.day,
+                               equals=(key_column(canary.type_value), canary.marker))
+
+
+def _run_compactor_for(env: Environment) -> Callable[[list[str]], Any]:
+    def compact(days: list[str]) -> Any:
+        return run_compactor(env, {"days": days})
+
+    return compact
+
+
 def markers_in(key: str, body: Any, markers: set[bytes]) -> set[bytes]:
     """The markers found in a raw object, streamed line by line and stopped once all are found.
 
@@ -319,13 +395,20 @@ def _row_present(parquet_bytes: bytes, canary: Canary) -> bool:
 
 
 def follow(follower: Follower, timeout_s: float, poll_s: float,
-           sleep: Callable[[float], None] = time.sleep) -> None:
-    """Poll until every canary passed every stage; VerifyFailed naming the stage otherwise."""
+           sleep: Callable[[float], None] = time.sleep, *, compact_timeout_s: float = LOCAL_COMPACT_TIMEOUT_S) -> None:
+    """Poll until every canary passed every stage; VerifyFailed naming the stage otherwise.
+
+    `timeout_s` bounds the stages up to Glue; the compacted stage gets `compact_timeout_s` more from
+    the moment every canary reached Glue.
+    """
     deadline = follower.started + timeout_s
     while True:
         follower.poll()
         if follower.done():
             return
+        if all(c.next_stage in ("compacted", None) for c in follower.canaries) and follower.compacted:
+            reached_glue = max(c.reached["glue"] for c in follower.canaries)
+            deadline = max(deadline, follower.started + reached_glue + compact_timeout_s)
         if follower.clock() >= deadline:
             break
         sleep(poll_s)
@@ -340,6 +423,9 @@ def follow(follower: Follower, timeout_s: float, poll_s: float,
                     "and the registry function",
         "glue": "the registry item is registered but Glue has no partition: check the registry's Glue "
                 "permissions and `signals status`",
+        "compacted": "the canary is in the verified table but not in its compacted table: see `signals status` "
+                     "(compaction last run, lag) and the compactor's log"
+                     + (f"; the compactor run failed: {follower.compact_error}" if follower.compact_error else ""),
     }[stage]
     statuses = {c.registry_status for c in stuck if c.next_stage == "registry" and c.registry_status}
     if statuses:
@@ -347,10 +433,10 @@ def follow(follower: Follower, timeout_s: float, poll_s: float,
     raise VerifyFailed(stage, f"stage {stage} not reached within {timeout_s:.0f}s by: {names}; {hint}")
 
 
-def render(canaries: list[Canary], out: TextIO) -> None:
-    out.write(f"{'canary':<16}" + "".join(f"{stage:>10}" for stage in STAGES) + "\n")
+def render(canaries: list[Canary], out: TextIO, stages: tuple[str, ...] = STAGES) -> None:
+    out.write(f"{'canary':<16}" + "".join(f"{stage:>10}" for stage in stages) + "\n")
     for canary in canaries:
-        cells = "".join(f"{canary.reached[s]:>9.1f}s" if s in canary.reached else f"{'-':>10}" for s in STAGES)
+        cells = "".join(f"{canary.reached[s]:>9.1f}s" if s in canary.reached else f"{'-':>10}" for s in stages)
         out.write(f"{canary.type_value:<16}{cells}\n")
 
 
@@ -374,26 +460,32 @@ def default_timeout(env: Environment) -> float:
 
 
 def run_verify(env: Environment, out: TextIO, *, key: str | None = None, timeout_s: float | None = None,
-               poll_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> list[Canary]:
+               poll_s: float | None = None, clock: Callable[[], float] = time.monotonic, compacted: bool = True,
+               compact_timeout_s: float | None = None) -> list[Canary]:
     local = env.name == "local"
     timeout = timeout_s if timeout_s is not None else default_timeout(env)
+    compact_timeout = compact_timeout_s if compact_timeout_s is not None else (
+        LOCAL_COMPACT_TIMEOUT_S if env.endpoint_url is not None else DEPLOYED_COMPACT_TIMEOUT_S)
     endpoint = api_endpoint(env)
     resolved_key = api_key(env, key)
     now = datetime.now(UTC)
     canaries = make_canaries(uuid.uuid4().hex[:12], now)
-    out.write(f"signals verify  env={env.name}  api={endpoint}  timeout={timeout:.0f}s\n")
-    follower = Follower(env, canaries, now, clock)
+    out.write(f"signals verify  env={env.name}  api={endpoint}  timeout={timeout:.0f}s"
+              + (f" (+{compact_timeout:.0f}s for the compacted tables)" if compacted else "") + "\n")
+    follower = Follower(env, canaries, now, clock, compacted=compacted)
     send_canaries(endpoint, resolved_key, canaries)
     try:
-        follow(follower, timeout, poll_s if poll_s is not None else 0.5 if local else 5.0)
+        follow(follower, timeout, poll_s if poll_s is not None else 0.5 if local else 5.0,
+               compact_timeout_s=compact_timeout)
     finally:
-        render(canaries, out)
+        render(canaries, out, STAGES if compacted else STAGES[:-1])
     return canaries
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "verify", help="send canaries through the API and follow them to raw, verified, registry and Glue",
+        "verify", help="send canaries through the API and follow them to raw, verified, registry, Glue and the "
+                       "compacted tables",
         description="One canary event per device type and one OTLP log record, sent with the API key and "
                     "followed stage by stage with each stage's latency. Exit 1 naming the stage not reached.")
     add_env_arguments(parser)
@@ -402,6 +494,12 @@ def register(subparsers: Any) -> None:
                              f"plus {LOCAL_SLACK_S:.0f} s locally, plus {DEPLOYED_SLACK_S:.0f} s for a deployed env)")
     parser.add_argument("--api-key", default=None,
                         help="API key (default: SIGNALS_API_KEY, the local stack's, or the API's usage plan key)")
+    parser.add_argument("--compacted", action=argparse.BooleanOptionalAction, default=True,
+                        help="follow the canaries into the compacted tables too (default; locally verify runs the "
+                             "compactor for their day, a deployed env's hourly run is waited for)")
+    parser.add_argument("--compact-timeout", type=float, default=None, metavar="S",
+                        help=f"seconds the compacted stage may take after Glue (default {LOCAL_COMPACT_TIMEOUT_S:.0f} "
+                             f"locally, {DEPLOYED_COMPACT_TIMEOUT_S:.0f} for a deployed env's hourly run)")
     parser.set_defaults(func=run)
 
 
@@ -410,12 +508,13 @@ def run(args: argparse.Namespace) -> int:
     if env is None:
         return 2
     try:
-        run_verify(env, sys.stdout, key=args.api_key, timeout_s=args.timeout)
+        run_verify(env, sys.stdout, key=args.api_key, timeout_s=args.timeout, compacted=args.compacted,
+                   compact_timeout_s=args.compact_timeout)
     except VerifyFailed as exc:
         print(f"signals verify: FAILED at {exc.stage}: {exc}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError, EnvironmentNotFound) as exc:  # cannot read the pipeline at all
         print(f"signals verify: could not follow the canaries: {exc}", file=sys.stderr)
         return 2
-    print("signals verify: ok, every canary reached Glue")
+    print("signals verify: ok, every canary reached " + ("its compacted table" if args.compacted else "Glue"))
     return 0

@@ -29,10 +29,27 @@ def test_lock_file_is_current_with_pyproject(name: str) -> None:
             assert hash_option.startswith("--hash=sha256:")
 
 
+# The functions whose artifacts carry pyarrow (they read or write Parquet themselves).
+WITH_PYARROW = ("parser", "registry", "reconciler")
+
+
 def test_only_the_functions_that_read_parquet_pin_pyarrow() -> None:
-    assert "pyarrow" not in build.locked_packages(FUNCTIONS["ingester"])
-    for name in ("parser", "registry", "reconciler"):
-        assert "pyarrow" in build.locked_packages(FUNCTIONS[name]), name
+    for name in FUNCTIONS:
+        assert ("pyarrow" in build.locked_packages(FUNCTIONS[name])) is (name in WITH_PYARROW), name
+
+
+def test_compactor_ships_the_athena_engine_on_the_core_pins_alone() -> None:
+    compactor = FUNCTIONS["compactor"]
+    modules, third_party = build.reachable("compactor.app", exclude=compactor.local_only)
+    assert "compactor.athena_engine" in modules
+    assert "compactor.local_engine" not in modules
+    assert third_party <= {"aws_lambda_powertools", "boto3", "botocore", "pydantic"}
+    # Without the exclusion the local engine (DuckDB, pyiceberg, pyarrow) would be pulled in.
+    everything, everything_third_party = build.reachable("compactor.app")
+    assert "compactor.local_engine" in everything
+    assert {"duckdb", "pyarrow"} <= everything_third_party
+    pinned = set(build.locked_packages(compactor))
+    assert not pinned & {"pyarrow", "duckdb", "pyiceberg", "pyiceberg-core", "sqlglot"}
 
 
 def test_ingester_reaches_no_pyarrow_and_no_other_function() -> None:
@@ -44,7 +61,7 @@ def test_ingester_reaches_no_pyarrow_and_no_other_function() -> None:
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_every_third_party_import_is_pinned_for_its_function(name: str) -> None:
-    _, third_party = build.reachable(f"{name}.app")
+    _, third_party = build.reachable(f"{name}.app", exclude=FUNCTIONS[name].local_only)
     pinned = set(build.locked_packages(FUNCTIONS[name]))
     # import name -> distribution where they differ
     distribution = {"google": "protobuf", "dateutil": "python-dateutil", "yaml": "pyyaml",
@@ -130,7 +147,7 @@ def test_a_missing_import_fails_the_build(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_artifacts_build_for_lambda_arm64_within_size(tmp_path: Path) -> None:
-    """Installs the pinned manylinux aarch64 wheels (pip's cache or the registry) for all four functions."""
+    """Installs the pinned manylinux aarch64 wheels (pip's cache or the registry) for all five functions."""
     sizes = {}
     for name, function in FUNCTIONS.items():
         artifact = build.build(function, tmp_path / name)
@@ -146,6 +163,13 @@ def test_artifacts_build_for_lambda_arm64_within_size(tmp_path: Path) -> None:
     assert sizes["parser"] < PARSER_BUDGET
     assert all(size < build.LAMBDA_UNZIPPED_LIMIT for size in sizes.values())
     assert sizes["ingester"] < sizes["parser"] / 2
+    # The compactor's Athena engine: core pins only, the local engine left out.
+    assert not (tmp_path / "compactor" / "pyarrow").exists()
+    assert not (tmp_path / "compactor" / "duckdb").exists()
+    assert not (tmp_path / "compactor" / "pyiceberg").exists()
+    assert not (tmp_path / "compactor" / "compactor" / "local_engine.py").exists()
+    assert (tmp_path / "compactor" / "compactor" / "athena_engine.py").is_file()
+    assert sizes["compactor"] < sizes["parser"] / 2
 
 
 @pytest.mark.slow
@@ -159,14 +183,14 @@ def test_trimmed_artifact_imports_its_handler_alone(name: str, tmp_path: Path) -
         f"sys.path.insert(0, {str(tmp_path)!r})\n"
         f"app = importlib.import_module('{name}.app')\n"
         "assert callable(app.handler) and callable(app.build_handler)\n"
-        "if 'pyarrow' in sys.modules or {name!r} != 'ingester':\n"
+        "if 'pyarrow' in sys.modules or {name!r} in {with_pyarrow!r}:\n"
         "    import pyarrow.parquet, pyarrow.json, pyarrow.compute\n"
         "outside = sorted(m.__name__ for m in list(sys.modules.values())\n"
         "                 if 'site-packages' in (getattr(m, '__file__', None) or ''))\n"
         "assert not outside, outside\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pyarrow')}))\n"
-    ).replace("{name!r}", repr(name))
+    ).replace("{name!r}", repr(name)).replace("{with_pyarrow!r}", repr(WITH_PYARROW))
     result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False,
                             env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert ("pyarrow" in result.stdout) is (name != "ingester")
+    assert ("pyarrow" in result.stdout) is (name in WITH_PYARROW)

@@ -14,7 +14,8 @@ from tests.template.conftest import ROOT, of_type, target
 
 EVENTS = ROOT / "events"
 FUNCTIONS = {"ingester": "IngesterFunction", "parser": "ParserFunction", "registry": "RegistryFunction",
-             "reconciler": "ReconcilerFunction"}
+             "reconciler": "ReconcilerFunction", "compactor": "CompactorFunction"}
+SCHEDULED = ("reconciler", "compactor")
 # Key prefix each queue's messages name: the bucket notification filters, raw/ for the redrive queue.
 # (Suffixes are not checked: a sample may show how a function treats an object it must ignore.)
 QUEUE_PREFIX = {
@@ -56,8 +57,9 @@ def test_event_matches_the_template(path: Path, resources: dict[str, dict[str, A
         routes = {(p, m.upper()) for p, methods in api["Properties"]["Body"]["paths"].items() for m in methods}
         assert (event["path"], event["httpMethod"]) in routes
         assert {name.lower() for name in event["headers"]} >= {"x-api-key", "content-type"}
-    elif package == "reconciler":
-        ((_, rule),) = of_type(resources, "AWS::Events::Rule")
+    elif package in SCHEDULED:
+        ((_, rule),) = [(i, r) for i, r in of_type(resources, "AWS::Events::Rule")
+                        if [target(t["Arn"]) for t in r["Properties"]["Targets"]] == [FUNCTIONS[package]]]
         assert event["source"] == "aws.events"
         assert event["detail-type"] == "Scheduled Event"
         suffix = rule["Properties"]["Name"]["Fn::Sub"].removeprefix("${Environment}")

@@ -14,11 +14,11 @@ from tests.template.conftest import decode
 
 
 def _glue_tables(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Glue table name -> TableInput, read from the template as CloudFormation reads it."""
+    """Verified Glue table name -> TableInput, read from the template as CloudFormation reads it."""
     return {
         r["Properties"]["TableInput"]["Name"]: r["Properties"]["TableInput"]
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::Glue::Table"
+        if r["Type"] == "AWS::Glue::Table" and r["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
     }
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from shared import layout, registry_keys
-from shared.config import FunctionConfig, IngesterConfig, ParserConfig, ReconcilerConfig, RegistryConfig
+from shared.config import (
+    CompactorConfig,
+    FunctionConfig,
+    IngesterConfig,
+    ParserConfig,
+    ReconcilerConfig,
+    RegistryConfig,
+)
 from shared.schema import Source
 from signals.env import Output
 from tests.template.conftest import of_type, target
@@ -28,6 +35,7 @@ FUNCTIONS: dict[str, tuple[str, type[FunctionConfig]]] = {
     "ParserFunction": ("parser", ParserConfig),
     "RegistryFunction": ("registry", RegistryConfig),
     "ReconcilerFunction": ("reconciler", ReconcilerConfig),
+    "CompactorFunction": ("compactor", CompactorConfig),
 }
 SCOPED_SERVICES = ("s3", "sqs", "dynamodb", "firehose")
 
@@ -235,9 +243,14 @@ def test_custom_domain_only_when_domain_and_certificate_are_given(template: dict
 # --- schedule ------------------------------------------------------------------------------------
 
 
+def _rule_of(resources: Resources, function_id: str) -> dict[str, Any]:
+    (rule,) = [r for _, r in of_type(resources, "AWS::Events::Rule")
+               if [target(t["Arn"]) for t in r["Properties"]["Targets"]] == [function_id]]
+    return rule
+
+
 def test_reconciler_runs_every_15_minutes_on_the_named_rule(resources: Resources) -> None:
-    ((_, rule),) = of_type(resources, "AWS::Events::Rule")
-    props = rule["Properties"]
+    props = _rule_of(resources, "ReconcilerFunction")["Properties"]
     assert props["ScheduleExpression"] == "cron(0/15 * * * ? *)"
     assert props["Name"] == {"Fn::Sub": "${Environment}-tps-telemetry-registry-reconciler"}
     assert props["State"] == "ENABLED"
@@ -368,7 +381,7 @@ def test_registry_table_matches_the_key_design(resources: Resources) -> None:
 
 def test_buckets_are_private_encrypted_and_tls_only(resources: Resources) -> None:
     buckets = dict(of_type(resources, "AWS::S3::Bucket"))
-    assert len(buckets) == 5
+    assert len(buckets) == 7
     policies = {
         target(p["Properties"]["Bucket"]): p["Properties"] for _, p in of_type(resources, "AWS::S3::BucketPolicy")
     }
@@ -485,4 +498,4 @@ def test_parser_dashboard_shows_every_queue_dlq_and_function(resources: Resource
     body, referenced = _dashboard(resources, "telemetry-parser-metrics")
     assert len(body["widgets"]) >= 6
     queues = set(QUEUES) | {dlq for _, dlq, _ in QUEUES.values()}
-    assert queues | {"ParserFunction", "RegistryFunction", "ReconcilerFunction"} <= referenced
+    assert queues | {"ParserFunction", "RegistryFunction", "ReconcilerFunction", "CompactorFunction"} <= referenced

@@ -17,8 +17,13 @@ def test_signals_demo_exits_zero_and_reports_what_landed(tmp_path: Path) -> None
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
     for heading in ("Rows per table and partition", "Quarantine per reason", "Glue partitions", "Timings",
-                    "Sample query", "Checks"):
+                    "Sample query", "Checks", "Exactly once: verified (every copy) beside compacted"):
         assert heading in out
+    # The retries sent on purpose are removed by the compactor, each event once.
+    assert "ok   int_lock_compacted_daily rows:" in out
+    assert "ok   int_otlp_logs_compacted_daily rows:" in out
+    assert "ok   resent OTLP batch: 10 verified rows, 5 records sent twice" in out
+    assert '"_aws"' in (tmp_path / "logs" / "telemetry-compactor.log").read_text()
     assert "FAIL" not in out
     assert "everything accepted landed where it should" in out
     # Function logs and EMF metrics went to files under SIGNALS_HOME, not to the console.

@@ -93,7 +93,7 @@ def test_firehose_record_failures_are_retried_without_duplicates(stack: LocalSta
 
 
 def test_firehose_stand_in_enforces_the_service_limits(stack: LocalStack) -> None:
-    firehose = boto3.client("firehose", endpoint_url=stack.firehose_endpoint_url, region_name="us-west-2",
+    firehose = boto3.client("firehose", endpoint_url=stack.aws_endpoint_url, region_name="us-west-2",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
     stream = "telemetry-signals-lake-firehose"
     with pytest.raises(ClientError, match="less than or equal to 500"):

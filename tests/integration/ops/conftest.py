@@ -28,6 +28,8 @@ VERIFIED = "test-verified-parquet-v2-abc"
 QUARANTINE = "test-parquet-output-simple-quarantine-abc"
 TABLE = "test-tps-telemetry-file-registry-v2"
 DATABASE = "telemetry-parser-db"
+ARTIFACTS = "test-dbt-artifacts-abc"
+AUDIT_DATABASE = "telemetry_alerts_test_dq_audit"
 
 QUEUE_OUTPUTS = {
     "telemetry-processing-queue": (Output.TELEMETRY_QUEUE_URL, Output.TELEMETRY_DLQ_URL),
@@ -84,9 +86,10 @@ class Pipeline:
         return key
 
     def register_file(self, key: str, type_value: str, partition: Partition, rows: int, *,
-                      status: str = registry_keys.STATUS_REGISTERED, last_error: str = "") -> None:
+                      status: str = registry_keys.STATUS_REGISTERED, last_error: str = "",
+                      at: datetime | None = None) -> None:
         table = next(t.name for t in TABLES if t.type_value == type_value)
-        now = datetime.now(UTC).isoformat()
+        now = (at or datetime.now(UTC)).isoformat()
         self.dynamodb.put_item(TableName=TABLE, Item=_item({
             **registry_keys.file_key(key), "item_type": "file", "verified_key": key, "type": type_value,
             "table": table, "day": partition.day, "hour": partition.hour, "rows": rows, "status": status,
@@ -129,17 +132,46 @@ class Pipeline:
             "last_summary": {"partitions_recreated": 0, "raw_redriven": 2, "errors": errors, "complete": 1},
         }))
 
+    def compactor_ran(self, at: datetime, *, watermark: str | None, outcome: str = "succeeded",
+                      results: list[dict[str, Any]] | None = None, report: bool = True) -> str:
+        """What a compactor run leaves: its state item (watermark, last run) and its run report."""
+        run_id = f"run-{at:%H%M%S%f}"
+        results = results if results is not None else [
+            {"unique_id": "compaction.int_lock_compacted_daily.2026-11-25", "status": "success",
+             "relation_name": "int_lock_compacted_daily", "day": "2026-11-25", "message": "5 inserted, 0 replaced",
+             "adapter_response": {"verified_rows": 7, "inserted": 5, "natural_duplicates": 2,
+                                  "conflicting_duplicates": 0, "conflicts_recorded": 0, "late_rows": 0}}]
+        totals = {name: sum(int(r["adapter_response"].get(name, 0)) for r in results)
+                  for name in ("verified_rows", "inserted", "natural_duplicates", "conflicting_duplicates",
+                               "conflicts_recorded", "late_rows")}
+        self.dynamodb.put_item(TableName=TABLE, Item=_item({
+            **registry_keys.compactor_state_key(), "item_type": "compactor_state", "watermark": watermark,
+            "last_run_id": run_id, "last_run_at": at.isoformat().replace("+00:00", "Z"), "last_outcome": outcome,
+            "last_summary": {**totals, "days_compacted": sum(r["status"] == "success" for r in results),
+                             "days_failed": sum(r["status"] == "error" for r in results)},
+        }))
+        if report:
+            document = json.dumps({"metadata": {"invocation_id": run_id, "engine": "athena"}, "results": results})
+            for key in (f"compactor/run_results/{at:%Y/%m/%d}/{run_id}.json", "compactor/latest/run_results.json"):
+                self.s3.put_object(Bucket=ARTIFACTS, Key=key, Body=document.encode())
+        return run_id
+
+    def registered_at(self, verified_key: str) -> str:
+        item = self.dynamodb.get_item(TableName=TABLE, Key=_item(registry_keys.file_key(verified_key)))["Item"]
+        return str(item["updated_at"]["S"])
+
     def queue_url(self, output: str) -> str:
         return self.env.output(output)
 
 
 def _create_resources(session: boto3.Session) -> dict[str, str]:
     s3 = session.client("s3")
-    for bucket in (RAW, VERIFIED, QUARANTINE):
+    for bucket in (RAW, VERIFIED, QUARANTINE, ARTIFACTS):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     sqs = session.client("sqs")
     outputs = {Output.RAW_BUCKET: RAW, Output.VERIFIED_BUCKET: VERIFIED, Output.QUARANTINE_BUCKET: QUARANTINE,
-               Output.REGISTRY_TABLE: TABLE, Output.GLUE_DATABASE: DATABASE}
+               Output.REGISTRY_TABLE: TABLE, Output.GLUE_DATABASE: DATABASE, Output.ARTIFACTS_BUCKET: ARTIFACTS,
+               Output.AUDIT_DATABASE: AUDIT_DATABASE}
     for name, (queue_output, dlq_output) in QUEUE_OUTPUTS.items():
         dlq_url = sqs.create_queue(QueueName=f"{name}_dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -22,7 +22,7 @@ PART = Partition.from_datetime(HOUR)
 
 
 def healthy(pipeline: Pipeline) -> dict[str, str]:
-    """One hour of both sources, fully processed, registered and partitioned; a recent reconciler run."""
+    """One hour of both sources, fully processed, registered, partitioned and compacted; recent runs."""
     raw_telemetry = pipeline.put_raw("json_telemetry", HOUR, "telemetry-1", [{"device_type": "lock"}] * 3)
     raw_otlp = pipeline.put_raw("otlp_logs", HOUR, "otlp-1", [{"resourceLogs": []}])
     lock = pipeline.deliver("lock", PART, "a" * 32, 2, raw_telemetry["key"])
@@ -31,6 +31,7 @@ def healthy(pipeline: Pipeline) -> dict[str, str]:
     pipeline.record_processed(raw_telemetry["key"], [lock, bridge])
     pipeline.record_processed(raw_otlp["key"], [logs])
     pipeline.reconciler_ran(NOW - timedelta(minutes=4))
+    pipeline.compactor_ran(NOW - timedelta(minutes=3), watermark=pipeline.registered_at(logs))
     return {"raw_telemetry": raw_telemetry["key"], "lock": lock}
 
 

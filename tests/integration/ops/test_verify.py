@@ -9,7 +9,7 @@ import argparse
 import gzip
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -58,8 +58,9 @@ def _parse(pipeline: Pipeline, canary: verify.Canary, raw: dict[str, str], *, ma
 
 
 def _follow(pipeline: Pipeline, canaries: list[verify.Canary], timeout_s: float = 10.0) -> None:
+    """Up to Glue (the compacted stage has its own tests below)."""
     clock = Clock()
-    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock)
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, compacted=False)
     verify.follow(follower, timeout_s, 1.0, sleep=clock.sleep)
 
 
@@ -72,13 +73,13 @@ def test_follows_every_canary_to_glue(pipeline: Pipeline) -> None:
         pipeline.register_file(key, canary.type_value, canary.partition, 2)
         pipeline.add_partition(canary.type_value, canary.partition)
     _follow(pipeline, canaries)
-    assert all(set(c.reached) == set(verify.STAGES) for c in canaries)
+    assert all(set(c.reached) == set(verify.STAGES) - {"compacted"} for c in canaries)
     assert canaries[0].raw_key == raw["json_telemetry"]["key"]
     assert canaries[3].verified_key is not None
     assert canaries[3].verified_key.startswith("telemetry_flat/type=otlp_logs/")
     out = io.StringIO()
     verify.render(canaries, out)
-    assert out.getvalue().splitlines()[0].split() == ["canary", "raw", "verified", "registry", "glue"]
+    assert out.getvalue().splitlines()[0].split() == ["canary", "raw", "verified", "registry", "glue", "compacted"]
 
 
 @pytest.mark.parametrize("broken", ["raw", "verified", "registry", "glue"])
@@ -99,6 +100,89 @@ def test_names_the_first_stage_a_canary_did_not_reach(pipeline: Pipeline, broken
     assert f"stage {broken} not reached within 10s by: lock, bridge, video_doorbell, otlp_logs" in str(failure.value)
     if broken == "registry":
         assert "registry status now: partition_failed" in str(failure.value)
+
+
+def _in_glue(pipeline: Pipeline, run_id: str) -> list[verify.Canary]:
+    canaries = verify.make_canaries(run_id, datetime.now(UTC))
+    raw = _land_raw(pipeline, canaries)
+    for canary in canaries:
+        key = _parse(pipeline, canary, raw[canary.source])
+        pipeline.register_file(key, canary.type_value, canary.partition, 2)
+        pipeline.add_partition(canary.type_value, canary.partition)
+    return canaries
+
+
+class CompactedTables:
+    """Stands in for the compactor and its tables: a run copies what is "verified" into "compacted"."""
+
+    def __init__(self, copies: int = 1, *, runs_needed: int = 1) -> None:
+        self.copies = copies
+        self.runs_needed = runs_needed
+        self.runs: list[list[str]] = []
+
+    def compact(self, days: list[str]) -> None:
+        self.runs.append(days)
+
+    def count(self, _canary: verify.Canary) -> int:
+        return self.copies if len(self.runs) >= self.runs_needed else 0
+
+
+def test_compacts_the_canaries_day_once_they_are_in_glue_and_finds_each_row(pipeline: Pipeline) -> None:
+    canaries = _in_glue(pipeline, "run4")
+    tables = CompactedTables(runs_needed=2)  # the first run found the lease held by the scheduled one
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, compact=tables.compact,
+                               count=tables.count)
+    verify.follow(follower, 10.0, 1.0, sleep=clock.sleep, compact_timeout_s=30.0)
+    assert all(set(c.reached) == set(verify.STAGES) for c in canaries)
+    assert tables.runs == [[canaries[0].partition.day]] * 2
+    assert all(c.reached["compacted"] >= c.reached["glue"] for c in canaries)
+
+
+def test_a_canary_missing_from_its_compacted_table_fails_that_stage(pipeline: Pipeline) -> None:
+    canaries = _in_glue(pipeline, "run5")
+    tables = CompactedTables(copies=0)
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, compact=tables.compact,
+                               count=tables.count)
+    with pytest.raises(verify.VerifyFailed) as failure:
+        verify.follow(follower, 10.0, 1.0, sleep=clock.sleep, compact_timeout_s=20.0)
+    assert failure.value.stage == "compacted"
+    assert "not reached within 10s" in str(failure.value)
+    assert "compaction last run" in str(failure.value)
+    assert clock.now >= 20.0  # the compacted stage had its own time after Glue
+
+
+def test_a_deployed_env_asks_athena_only_after_a_compactor_run_since_the_send(pipeline: Pipeline) -> None:
+    canaries = _in_glue(pipeline, "run7")
+    asked: list[str] = []
+
+    def count(canary: verify.Canary) -> int:
+        asked.append(canary.type_value)
+        return 1
+
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, count=count)
+    assert follower.compact is None  # a deployed env: its hourly run, not verify, compacts
+    pipeline.compactor_ran(canaries[0].event_time - timedelta(minutes=5), watermark=None)  # before the send
+    for _ in range(3):
+        follower.poll()
+        clock.sleep(61.0)
+    assert asked == []
+    pipeline.compactor_ran(canaries[0].event_time + timedelta(seconds=30), watermark=None)
+    verify.follow(follower, 10.0, 1.0, sleep=clock.sleep, compact_timeout_s=600.0)
+    assert sorted(asked) == sorted(c.type_value for c in canaries)
+    assert all("compacted" in c.reached for c in canaries)
+
+
+def test_two_compacted_rows_for_one_canary_fail_at_once(pipeline: Pipeline) -> None:
+    canaries = _in_glue(pipeline, "run6")
+    tables = CompactedTables(copies=2)
+    clock = Clock()
+    follower = verify.Follower(pipeline.env, canaries, canaries[0].event_time, clock, compact=tables.compact,
+                               count=tables.count)
+    with pytest.raises(verify.VerifyFailed, match="2 compacted rows for one canary"):
+        verify.follow(follower, 10.0, 1.0, sleep=clock.sleep)
 
 
 def test_raw_objects_from_before_the_send_are_not_read(pipeline: Pipeline) -> None:

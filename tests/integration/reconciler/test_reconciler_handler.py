@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -107,6 +107,32 @@ def test_verified_files_without_an_item_are_registered_after_the_grace_period(
     assert len(glue_partitions(glue, "telemetry_bridge_flat")) == 1
 
 
+def test_a_late_file_outside_the_window_is_registered_through_the_raw_object_it_came_from(
+    s3: Any, dynamodb: Any, glue: Any, redrive_url: str
+) -> None:
+    # Found by `signals chaos`: a device back after days offline sends events the parser puts in a
+    # partition weeks old; if that file's notification is lost, the look-back window (partitions of the
+    # last hours) never lists it, and the compactor (which plans from the registry) never sees it.
+    old_hour = Partition.from_datetime(datetime.now(UTC) - timedelta(days=20))
+    late_key = put_verified(s3, "lock", old_hour, "e" * 32, rows=2)  # its notification was lost
+    raw_key = f"raw/json_telemetry/{NOW_HOUR.day.replace('-', '/')}/{NOW_HOUR.hour}/telemetry-1-late.gz"
+    s3.put_object(Bucket=RAW_BUCKET, Key=raw_key, Body=b"{}")
+    record = {**rk.raw_key(RAW_BUCKET, raw_key), "item_type": "raw", "raw_key": raw_key,
+              "processed_at": "2000-01-01T00:00:00.000Z", "outputs": [late_key]}
+    dynamodb.put_item(TableName=REGISTRY_TABLE, Item={
+        k: ({"L": [{"S": x} for x in v]} if isinstance(v, list) else {"S": v}) for k, v in record.items()})
+
+    summary = build_reconciler(reconciler_env(redrive_url))({}, FakeContext())
+
+    item = file_item(dynamodb, late_key)
+    assert item is not None, summary
+    assert (item["status"], item["rows"], item["day"]) == (rk.STATUS_REGISTERED, "2", old_hour.day)
+    assert summary["counts"]["late_files_found"] == 1
+    assert [p["Values"] for p in glue_partitions(glue, "telemetry_lock_flat")] == [old_hour.values]
+    again = build_reconciler(reconciler_env(redrive_url))({}, FakeContext())
+    assert "late_files_found" not in again["counts"]
+
+
 def test_partitions_missing_from_glue_are_recreated_and_a_dropped_table_too(
     s3: Any, glue: Any, redrive_url: str
 ) -> None:
@@ -205,8 +231,8 @@ def test_a_run_never_scans_and_reports_metrics(
 
 
 def test_partition_check_stops_between_tables(s3: Any, dynamodb: Any, redrive_url: str) -> None:
-    # 1 + 2 (repair 1) + 28 (repair 2) checks, then the first table of repair 3.
-    summary = build_reconciler(reconciler_env(redrive_url))({}, FakeContext(checks=32))
+    # 1 + 2 (repair 1) + 28 (repair 2) + 14 (repair 2b, late files) checks, then the first table of repair 3.
+    summary = build_reconciler(reconciler_env(redrive_url))({}, FakeContext(checks=46))
 
     assert summary["stopped_in"] == GLUE
     assert state_item(dynamodb)["cursor_index"] == {"N": "1"}

@@ -120,7 +120,7 @@ def test_the_project_template_resolves_for_local() -> None:
                                 stack_name="signals-pipeline-local", endpoint="http://127.0.0.1:4566")
     wiring = read_wiring(template)
     modules = {f.module for f in wiring.functions.values()}
-    assert modules == {"ingester.app", "parser.app", "registry.app", "reconciler.app"}
+    assert modules == {"ingester.app", "parser.app", "registry.app", "reconciler.app", "compactor.app"}
     assert {s.name for s in wiring.streams.values()} == {"telemetry-signals-lake-firehose", "otlp-logs-firehose"}
     for queue in wiring.queues.values():
         if not queue.name.endswith("_dlq"):
