@@ -45,7 +45,8 @@ def build_engine(config: CompactorConfig, clients: Clients) -> Engine:
         AthenaQueries(clients.client("athena"), config.athena_workgroup),
         glue_database=config.glue_database, alerts_database=config.alerts_database,
         audit_database=config.audit_database, max_files_per_day=config.max_files_per_day,
-        max_attempts=config.athena_max_attempts, poll_max_s=config.athena_poll_max_seconds, logger=logger,
+        max_attempts=config.athena_max_attempts, poll_max_s=config.athena_poll_max_seconds,
+        poll_reserve_ms=config.time_reserve_ms // 2, logger=logger,
     )
 
 

@@ -30,8 +30,9 @@ from compactor.logic import DayCounts, DayOutcome, DayUnit, OutOfTime, Remaining
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, CompactedTableSpec, Kind
 
 FIRST_POLL_S: Final = 0.25
-#: Time kept back while polling: a query still running then is stopped (the run's own reserve is larger).
-POLL_RESERVE_MS: Final = 5_000
+#: Time kept back while polling, at least: a query still running then is stopped, and the rest of the
+#: run's reserve is left for the audit INSERT, the watermark and the report.
+MIN_POLL_RESERVE_MS: Final = 5_000
 
 
 class QueryFailed(RuntimeError):
@@ -56,6 +57,7 @@ class AthenaEngine:
         max_files_per_day: int,
         max_attempts: int = 3,
         poll_max_s: float = 5.0,
+        poll_reserve_ms: int = MIN_POLL_RESERVE_MS,
         sleep: Sleep = time.sleep,
         logger: Any = None,
     ) -> None:
@@ -66,6 +68,7 @@ class AthenaEngine:
         self._max_files = max_files_per_day
         self._max_attempts = max_attempts
         self._poll_max_s = poll_max_s
+        self._poll_reserve_ms = max(poll_reserve_ms, MIN_POLL_RESERVE_MS)
         self._sleep = sleep
         self._log = logger
 
@@ -99,16 +102,16 @@ class AthenaEngine:
             outcome.rewritten = True
         return outcome
 
-    def record_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def record_runs(self, rows: Sequence[Mapping[str, Any]], remaining_ms: RemainingMs) -> None:
         run_id = str(rows[0]["run_id"])
         self._execute(insert_values(relation(self._audit_database, COMPACTION_RUNS.name), rows), f"{run_id}:runs",
-                      lambda: 10**9)
+                      remaining_ms)
 
-    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime) -> str:
+    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         # VACUUM expires snapshots older than the table's `vacuum_max_snapshot_age_seconds` property
         # (template.yaml sets it from SNAPSHOT_RETENTION_HOURS) and removes the orphaned files.
         sql = vacuum(relation(self._alerts_database, table.name))
-        self._execute(sql, f"vacuum:{table.name}:{older_than:%Y%m%d%H}", lambda: 10**9)
+        self._execute(sql, f"vacuum:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
         return f"{table.name}: {sql}"
 
     # -- queries -----------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ class AthenaEngine:
             status = self._queries.status(query_id)
             if status.state in ("SUCCEEDED", "FAILED", "CANCELLED"):
                 return status
-            if remaining_ms() <= POLL_RESERVE_MS:
+            if remaining_ms() <= self._poll_reserve_ms:
                 self._queries.stop(query_id)
                 raise OutOfTime(f"query {query_id} still {status.state} when the time ran out (stopped)")
             self._sleep(delay)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -110,6 +111,7 @@ class LocalEngine:
         self._audit_database = audit_database
         self._max_files = max_files_per_day
         self.io = IoCounts()
+        self.seconds: dict[str, float] = {}  # time per phase (bench/compactor.py prints it)
 
     # -- tables ------------------------------------------------------------------------------------
 
@@ -128,7 +130,9 @@ class LocalEngine:
         table = unit.table
         compacted = self._load(self._alerts_database, table.name)
         conflicts_table = self._load(self._audit_database, DUPLICATE_CONFLICTS.name)
+        clock = time.perf_counter()
         verified = self.verified_day(table, unit.day)
+        clock = self._lap("read verified", clock)
         day_filter = day_predicate(unit.day)
         target = conform(compacted.scan(row_filter=day_filter).to_arrow(), working_schema(table.fields))
         recorded = conflicts_table.scan(
@@ -136,6 +140,7 @@ class LocalEngine:
             selected_fields=("table_name", "day", "event_key", "conflicting_source_key", "conflicting_source_line"),
         ).to_arrow()
         relations = Relations("verified_day", "target_day", "recorded_conflicts", "runs")
+        clock = self._lap("scan iceberg", clock)
         connection = duckdb.connect()
         try:
             connection.execute("SET TimeZone='UTC'")
@@ -166,6 +171,7 @@ class LocalEngine:
                 day_rows = conform(connection.sql(keep_sql).to_arrow_table(), schema)
         finally:
             connection.close()
+        clock = self._lap("duckdb", clock)
         if replaced:
             compacted.overwrite(day_rows, overwrite_filter=day_filter)
         elif plan_rows.num_rows:
@@ -173,6 +179,7 @@ class LocalEngine:
         if new_conflicts.num_rows:
             conflicts_table.append(conform(new_conflicts, working_schema(DUPLICATE_CONFLICTS.fields)))
         data_files, rewritten = self._bin_pack(compacted, unit.day, schema)
+        self._lap("commit", clock)
         counts = DayCounts(
             verified_rows=int(stats["verified_rows"]),
             inserted=int(stats["inserted"]),
@@ -194,6 +201,11 @@ class LocalEngine:
         compacted.overwrite(conform(scan.to_arrow(), schema), overwrite_filter=day_predicate(day))
         compacted.refresh()
         return len(list(compacted.scan(row_filter=day_predicate(day)).plan_files())), True
+
+    def _lap(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - since
+        return now
 
     # -- verified input ----------------------------------------------------------------------------
 
@@ -239,11 +251,11 @@ class LocalEngine:
 
     # -- audit and maintenance ---------------------------------------------------------------------
 
-    def record_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def record_runs(self, rows: Sequence[Mapping[str, Any]], remaining_ms: RemainingMs) -> None:
         runs = self._load(self._audit_database, COMPACTION_RUNS.name)
         runs.append(audit_rows(COMPACTION_RUNS, rows))
 
-    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime) -> str:
+    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         compacted = self._load(self._alerts_database, table.name)
         current = compacted.current_snapshot()
         cutoff_ms = int(older_than.timestamp() * 1000)

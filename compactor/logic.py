@@ -152,10 +152,10 @@ class Engine(Protocol):
     def compact_day(self, unit: DayUnit, run: RunInfo, remaining_ms: RemainingMs) -> DayOutcome:
         """Recompute one day (raises on failure, OutOfTime when the time is up)."""
 
-    def record_runs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def record_runs(self, rows: Sequence[Mapping[str, Any]], remaining_ms: RemainingMs) -> None:
         """Append rows to `compaction_runs`."""
 
-    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime) -> str:
+    def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         """Expire the table's old snapshots; returns what was done (for the report)."""
 
 
@@ -335,6 +335,10 @@ class Compactor:
         self._clock = clock
         self._log = logger or _log
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def run(self, remaining_ms: RemainingMs, request: RunRequest | None = None) -> RunResult:
         request = request or RunRequest()
         started = self._clock()
@@ -379,7 +383,7 @@ class Compactor:
                     result.complete = False
                     unfinished.extend(units[index + 1:])
                     break
-        self._record_runs(run, result)
+        self._record_runs(run, result, remaining_ms)
         maintained = self._maintain(result, state, remaining_ms)
         if not request.filtered:
             result.watermark_after = advanced_watermark(watermark, updates, unfinished)
@@ -413,7 +417,7 @@ class Compactor:
         return DayResult(unit, SUCCEEDED, started, self._clock(), counts=outcome.counts, engine=self._engine.name,
                          detail=outcome)
 
-    def _record_runs(self, run: RunInfo, result: RunResult) -> None:
+    def _record_runs(self, run: RunInfo, result: RunResult, remaining_ms: RemainingMs) -> None:
         rows = [
             {
                 "run_id": run.run_id,
@@ -433,7 +437,7 @@ class Compactor:
         if not rows:
             return
         try:
-            self._engine.record_runs(rows)
+            self._engine.record_runs(rows, remaining_ms)
         except Exception as exc:  # the compacted tables are committed; say loudly the audit is short
             self._log.exception("could not append to compaction_runs")
             result.errors.append(f"compaction_runs not written: {type(exc).__name__}: {exc}"[:2000])
@@ -454,7 +458,7 @@ class Compactor:
                 break
             try:
                 cutoff = now - timedelta(hours=self._settings.snapshot_retention_hours)
-                what = self._engine.expire_snapshots(table, cutoff)
+                what = self._engine.expire_snapshots(table, cutoff, remaining_ms)
             except OutOfTime:
                 break
             except Exception as exc:

@@ -43,6 +43,7 @@ class Faults:
     """What the embedded Athena answers beyond moto's SUCCEEDED."""
 
     running_polls: int = 0  # RUNNING this many times per query first
+    running: Callable[[str], bool] = lambda sql: True  # which queries running_polls applies to
     fail: Callable[[str], str | None] = lambda sql: None  # sql -> failure reason
     throttle_starts: int = 0
     stats: dict[str, int] = field(default_factory=lambda: dict(STATS))
@@ -61,7 +62,7 @@ class Faults:
         query_id = request.json()["QueryExecutionId"]
         self.polls[query_id] += 1
         sql = sql_of(query_id)
-        if self.polls[query_id] <= self.running_polls:
+        if self.polls[query_id] <= self.running_polls and self.running(sql):
             state: dict[str, Any] = {"State": "RUNNING"}
         elif reason := self.fail(sql):
             state = {"State": "FAILED", "StateChangeReason": reason,
@@ -196,3 +197,36 @@ def test_a_query_failing_every_time_fails_its_day_after_the_last_attempt_and_hol
     retried = run(world)
     assert [d["table"] for d in retried["days"]] == ["int_bridge_compacted_daily", "int_lock_compacted_daily"]
     assert retried["days_failed"] == 0
+
+
+class Countdown:
+    def __init__(self, start_ms: int, step_ms: int) -> None:
+        self.left, self.step = start_ms, step_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left -= self.step
+        return self.left
+
+
+def test_a_query_still_running_when_time_runs_short_is_stopped_and_its_day_left_to_the_next_run(
+        world: World, faults: Faults, gateway: AwsGateway) -> None:
+    world.write_verified("lock", DAY, HOUR, [lock_row("e1")])
+    faults.running_polls = 10**6
+    faults.running = lambda sql: sql.startswith("WITH")  # the stats query never finishes
+    stopped: list[str] = []
+    remove = gateway.intercept("athena", lambda request: stopped.append(request.json()["QueryExecutionId"]) or None,
+                               operation="StopQueryExecution")
+    try:
+        handler = world.handler(config=NO_SDK_RETRIES, **ATHENA_ENV, TIME_RESERVE_MS="10000")
+        result = handler({}, Countdown(20_000, 1_000))
+    finally:
+        remove()
+
+    (day,) = result["days"]
+    assert day["outcome"] == "stopped"
+    assert result["complete"] is False
+    assert result["watermark_after"] is None
+    assert len(stopped) == 1
+    assert sql_of(stopped[0]).startswith("WITH")  # the stats query, the first of the day
+    assert kinds(faults.starts) == ["stats", "insert"]  # nothing merged; the audit row says stopped
+    assert "'stopped'" in faults.starts[-1]
