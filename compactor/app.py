@@ -10,7 +10,6 @@ the return value, the log, EMF metrics and the run report in ARTIFACTS_BUCKET.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -19,10 +18,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from compactor.athena_engine import AthenaEngine
 from compactor.dal import Artifacts, AthenaQueries, CompactorStore
-from compactor.logic import Compactor, Engine, RemainingMs, RunResult, Settings, parse_request
+from compactor.logic import Compactor, Engine, RunResult, Settings, parse_request
 from shared.aws import Clients
 from shared.config import CompactorConfig, load
-from shared.handler import Handler, on_first_call
+from shared.handler import Handler, on_first_call, remaining_time
 from shared.observability import observability
 
 logger, metrics, tracer = observability("compactor")
@@ -68,13 +67,6 @@ def build_compactor(config: CompactorConfig, clients: Clients) -> Compactor:
     )
 
 
-def remaining_time(context: Any) -> RemainingMs:
-    get_remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(get_remaining):
-        return lambda: int(get_remaining())
-    deadline = time.monotonic() + DEFAULT_BUDGET_MS / 1000
-    return lambda: int((deadline - time.monotonic()) * 1000)
-
 
 def build_handler(environ: Mapping[str, str], clients: Clients | None = None) -> Handler:
     """A handler with its own configuration and clients (validated and created on the first call)."""
@@ -83,7 +75,7 @@ def build_handler(environ: Mapping[str, str], clients: Clients | None = None) ->
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = parse_request(event if isinstance(event, dict) else {})
-        result = compactor().run(remaining_time(context), request)
+        result = compactor().run(remaining_time(context, DEFAULT_BUDGET_MS), request)
         publish(result)
         return result.as_dict()
 

@@ -32,8 +32,9 @@ from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
-from compactor.logic import DayCounts, DayOutcome, DayUnit, RemainingMs, RunInfo
+from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
 from shared.arrow import arrow_type
+from shared.handler import RemainingMs
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
 
 _TIMESTAMP_KINDS = (Kind.TIMESTAMP_MS, Kind.TIMESTAMP_US)

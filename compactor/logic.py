@@ -30,10 +30,10 @@ from typing import Any, Final, Protocol
 from compactor.dal import Artifacts, CompactorStore
 from compactor.dedup import check_day
 from shared import registry_keys as rk
+from shared.handler import RemainingMs
 from shared.schema import COMPACTED_BY_NAME, COMPACTED_BY_TYPE, COMPACTED_TABLES, TABLES, CompactedTableSpec
 from shared.timeparse import parse_rfc3339_ms
 
-RemainingMs = Callable[[], int]
 Clock = Callable[[], datetime]
 
 SUCCEEDED: Final = "succeeded"

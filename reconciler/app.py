@@ -7,7 +7,6 @@ stopped on the next run (reconciler.logic). Counts go to the return value, the l
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
@@ -15,12 +14,12 @@ from typing import Any, Final
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reconciler.logic import Reconciler, RemainingMs, RunSummary, Settings
+from reconciler.logic import Reconciler, RunSummary, Settings
 from registry.dal import GlueCatalog, Objects, RedriveQueue, RegistryTable
 from registry.logic import Registrar
 from shared.aws import Clients
 from shared.config import ReconcilerConfig, load
-from shared.handler import Handler, on_first_call
+from shared.handler import Handler, on_first_call, remaining_time
 from shared.observability import observability
 
 logger, metrics, tracer = observability("reconciler")
@@ -48,13 +47,6 @@ def build_reconciler(config: ReconcilerConfig, clients: Clients) -> Reconciler:
     return Reconciler(registrar, RedriveQueue(clients.client("sqs"), config.redrive_queue_url), settings, logger=logger)
 
 
-def remaining_time(context: Any) -> RemainingMs:
-    get_remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(get_remaining):
-        return lambda: int(get_remaining())
-    deadline = time.monotonic() + DEFAULT_BUDGET_MS / 1000
-    return lambda: int((deadline - time.monotonic()) * 1000)
-
 
 def build_handler(environ: Mapping[str, str], clients: Clients | None = None) -> Handler:
     """A handler with its own configuration and clients (validated and created on the first call)."""
@@ -62,7 +54,7 @@ def build_handler(environ: Mapping[str, str], clients: Clients | None = None) ->
 
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        summary = reconciler().run(remaining_time(context))
+        summary = reconciler().run(remaining_time(context, DEFAULT_BUDGET_MS))
         publish(summary)
         return summary.as_dict()
 

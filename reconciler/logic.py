@@ -21,6 +21,7 @@ from typing import Any, Final
 from registry.dal import RedriveQueue, TableMissing
 from registry.logic import Clock, PartitionRef, Registrar, rfc3339, utc_now
 from shared import registry_keys as rk
+from shared.handler import RemainingMs
 from shared.layout import VERIFIED_SUFFIX, Partition, parse_verified_key, raw_prefix
 from shared.s3events import s3_notification_body
 from shared.schema import ALL_TYPES, TABLES, TABLES_BY_TYPE, Source
@@ -36,7 +37,6 @@ PHASES: Final = (RETRY, UNREGISTERED, LATE, GLUE, RAW)
 STATUS_PAGE_SIZE: Final = 100
 _log = logging.getLogger(__name__)
 
-RemainingMs = Callable[[], int]
 
 
 @dataclass(frozen=True)

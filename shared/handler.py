@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,3 +29,17 @@ def on_first_call(build: Callable[[], T]) -> Callable[[], T]:
             return built[0]
 
     return get
+
+
+#: Milliseconds left in the invocation (Lambda's `context.get_remaining_time_in_millis`).
+RemainingMs = Callable[[], int]
+
+
+def remaining_time(context: Any, default_budget_ms: int) -> RemainingMs:
+    """The invocation's time left: from the Lambda context, or `default_budget_ms` from now without one
+    (`signals compact` runs a handler with no context)."""
+    get_remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(get_remaining):
+        return lambda: int(get_remaining())
+    deadline = time.monotonic() + default_budget_ms / 1000
+    return lambda: int((deadline - time.monotonic()) * 1000)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from shared.schema import DeviceType
 from signals.chaos.ledger import QUARANTINE, REJECT, ROW, Ledger
-from signals.local.simulate import device_event, rfc3339_ms
+from signals.local.simulate import device_event, encode_batch, rfc3339_ms
 
 MAX_ATTEMPTS: Final = 8
 CLIENT_TIMEOUT_S: Final = 5.0
@@ -90,19 +90,6 @@ def batch_time(rng: random.Random, now: datetime) -> datetime:
     if roll < VERY_LATE_SHARE + LATE_SHARE:
         return now - timedelta(hours=rng.randint(*LATE_HOURS), minutes=rng.randint(5, 55))
     return now
-
-
-def encode_batch(events: list[dict[str, Any]], style: int, gzipped: bool) -> tuple[bytes, dict[str, str]]:
-    if style == 0:
-        body, content_type = json.dumps(events).encode(), "application/json"
-    elif style == 1:
-        body, content_type = json.dumps({"events": events}).encode(), "application/json"
-    else:
-        body, content_type = "".join(json.dumps(e) + "\n" for e in events).encode(), "application/x-ndjson"
-    headers = {"content-type": content_type}
-    if gzipped:
-        body, headers["content-encoding"] = gzip.compress(body), "gzip"
-    return body, headers
 
 
 class DeviceClients:

@@ -46,6 +46,20 @@ def rfc3339_ms(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def encode_batch(events: list[Any], style: int, gzipped: bool) -> tuple[bytes, dict[str, str]]:
+    """A device batch in one of the body forms the API takes: 0 JSON array, 1 `{"events": [...]}`, 2 NDJSON."""
+    if style == 0:
+        body, content_type = json.dumps(events).encode(), "application/json"
+    elif style == 1:
+        body, content_type = json.dumps({"events": events}).encode(), "application/json"
+    else:
+        body, content_type = "".join(json.dumps(e) + "\n" for e in events).encode(), "application/x-ndjson"
+    headers = {"content-type": content_type}
+    if gzipped:
+        body, headers["content-encoding"] = gzip.compress(body), "gzip"
+    return body, headers
+
+
 @dataclass
 class Tally:
     """What was sent and what each accepted event should become."""
@@ -189,16 +203,8 @@ class DeviceFleet:
             else:
                 events.append(event)
                 fates.append(("row", device_type.value))
-        style = round_number % 3
-        if style == 0:
-            body, content_type = json.dumps(events).encode(), "application/json"
-        elif style == 1:
-            body, content_type = json.dumps({"events": events}).encode(), "application/json"
-        else:
-            body, content_type = "".join(json.dumps(e) + "\n" for e in events).encode(), "application/x-ndjson"
-        headers = {"x-api-key": self.api_key, "content-type": content_type, "user-agent": f"demo-device/{device_id}"}
-        if rng.random() < 0.3:
-            body, headers["content-encoding"] = gzip.compress(body), "gzip"
+        body, headers = encode_batch(events, round_number % 3, gzipped=rng.random() < 0.3)
+        headers.update({"x-api-key": self.api_key, "user-agent": f"demo-device/{device_id}"})
         retry = rng.random() < self.retry_share
         for copy in (1, 2) if retry else (1,):
             status, reply = post(connection, "/v1/telemetry", body, headers)

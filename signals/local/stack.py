@@ -19,7 +19,6 @@ import os
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -294,7 +293,7 @@ class LocalStack:
         self._gateway = AwsGateway("127.0.0.1", aws_port)
         self._gateway.start()
         self._aws_endpoint = self._gateway.url
-        _reset_moto(self._aws_endpoint)
+        self._gateway.reset()
 
         template_path = settings.template_path or find_template()
         document = load_template(template_path)
@@ -489,13 +488,6 @@ class LocalStack:
         temporary.write_text(json.dumps(state, indent=2) + "\n")
         temporary.replace(path)
         self._state_path = path
-
-
-def _reset_moto(endpoint: str) -> None:
-    """Empty moto's in-memory backends (they are per process: a previous stack's state would leak in)."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
 
 
 @contextmanager

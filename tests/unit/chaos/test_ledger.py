@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from signals.chaos.clients import answered, encode_batch
+from signals.chaos.clients import answered
 from signals.chaos.ledger import QUARANTINE, REJECT, ROW, LakeView, Ledger, reconcile
+from signals.local.simulate import encode_batch
 
 
 def ledger_with(*events: tuple[str, str, str]) -> Ledger:
