@@ -86,29 +86,17 @@ def _count_athena(env: Environment, database: str, table_name: str, conditions: 
 
 
 def compacted_rows_by_day(env: Environment, type_value: str) -> dict[str, int]:
-    """Rows per day of the type's compacted table (local: the current snapshot)."""
-    if env.endpoint_url is None:
-        raise NotImplementedError("rows by day of a deployed env's compacted table: use signals query")
-    from pyiceberg.expressions import AlwaysTrue  # noqa: PLC0415
+    """Rows per day of the type's compacted table (its current snapshot; Athena on a deployed env)."""
+    from signals.query import query  # noqa: PLC0415
 
-    from signals.local.provision import iceberg_catalog  # noqa: PLC0415
-
-    table = iceberg_catalog(env.endpoint_url, glue=env.client("glue")).load_table(
-        (env.output(Output.ALERTS_DATABASE), COMPACTED_BY_TYPE[type_value].name))
-    days = table.scan(row_filter=AlwaysTrue(), selected_fields=("day",)).to_arrow().column("day").to_pylist()
-    counts: dict[str, int] = {}
-    for day in days:
-        counts[str(day)] = counts.get(str(day), 0) + 1
-    return counts
+    table = f'"{env.output(Output.ALERTS_DATABASE)}"."{COMPACTED_BY_TYPE[type_value].name}"'
+    result = query(env, f"SELECT day, count(*) AS n FROM {table} GROUP BY day")
+    return {str(day): int(rows) for day, rows in result.rows}
 
 
 def audit_rows(env: Environment, table_name: str) -> list[dict[str, Any]]:
-    """Every row of a dq_audit Iceberg table (local only; small tables)."""
-    if env.endpoint_url is None:
-        raise NotImplementedError("read a deployed env's audit tables with signals query")
-    from signals.local.provision import iceberg_catalog  # noqa: PLC0415
+    """Every row of a dq_audit table (small tables; Athena on a deployed env)."""
+    from signals.query import query  # noqa: PLC0415
 
-    table = iceberg_catalog(env.endpoint_url, glue=env.client("glue")).load_table(
-        (env.output(Output.AUDIT_DATABASE), table_name))
-    rows: list[dict[str, Any]] = table.scan().to_arrow().to_pylist()
-    return rows
+    result = query(env, f'SELECT * FROM "{env.output(Output.AUDIT_DATABASE)}"."{table_name}"')
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
