@@ -193,9 +193,9 @@ def install_routed_stdout(log_dir: Path) -> RoutedStdout:
     sys.stderr = routed.stderr
     for handler in _stream_handlers():
         if handler.stream is console:
-            handler.setStream(routed)
+            _point(handler, routed)
         elif handler.stream is routed.stderr.console:
-            handler.setStream(routed.stderr)
+            _point(handler, routed.stderr)
     return routed
 
 
@@ -205,12 +205,22 @@ def uninstall_routed_stdout(routed: RoutedStdout) -> None:
             continue
         for handler in _stream_handlers():
             if handler.stream is router:
-                handler.setStream(router.console)
+                _point(handler, router.console)
     if sys.stdout is routed:
         sys.stdout = routed.console
     if routed.stderr is not None and sys.stderr is routed.stderr:
         sys.stderr = routed.stderr.console
     routed.close_files()
+
+
+def _point(handler: logging.StreamHandler[Any], stream: Any) -> None:
+    """`handler.setStream(stream)` without flushing the old stream, which may be closed by now (a
+    test runner's capture, or a command that pointed the logger at its own stderr)."""
+    handler.acquire()
+    try:
+        handler.stream = stream
+    finally:
+        handler.release()
 
 
 def _stream_handlers() -> list[logging.StreamHandler[Any]]:
@@ -273,14 +283,14 @@ class LocalFunction:
         stderr = self._routed.stderr
         for handler in _stream_handlers():
             if handler.stream is self._routed.console:
-                handler.setStream(self._routed)
+                _point(handler, self._routed)
             elif stderr is not None and handler.stream is stderr.console:
-                handler.setStream(stderr)
+                _point(handler, stderr)
         for value in vars(module).values():
             if isinstance(value, PowertoolsLogger):
                 for own in value.handlers:
                     if isinstance(own, logging.StreamHandler) and own.stream not in (self._routed, stderr):
-                        own.setStream(self._routed)
+                        _point(own, self._routed)
 
     def kill(self, reason: str) -> bool:
         """End the running invocation at its next AWS call, as Lambda would kill it; False when none runs.
