@@ -35,6 +35,7 @@ from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
 from shared.arrow import arrow_type
 from shared.handler import RemainingMs
+from shared.iceberg import glue_catalog
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
 
 _TIMESTAMP_KINDS = (Kind.TIMESTAMP_MS, Kind.TIMESTAMP_US)
@@ -77,17 +78,12 @@ class IoCounts:
 
 def catalog_for(glue: Any, s3: Any, credentials: Any, region: str) -> GlueCatalog:
     """pyiceberg's Glue catalog on the same endpoint and credentials as the boto3 clients."""
-    properties: dict[str, str] = {"s3.region": region, "glue.region": region}
     endpoint = getattr(s3.meta, "endpoint_url", None)
-    if endpoint and "amazonaws.com" not in endpoint:
-        properties["s3.endpoint"] = endpoint
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        properties["s3.access-key-id"] = frozen.access_key
-        properties["s3.secret-access-key"] = frozen.secret_key
-        if frozen.token:
-            properties["s3.session-token"] = frozen.token
-    return GlueCatalog("compactor", client=glue, **properties)
+    local_endpoint = endpoint if endpoint and "amazonaws.com" not in endpoint else None
+    catalog: GlueCatalog = glue_catalog("compactor", region=region, endpoint_url=local_endpoint,
+                                        credentials=credentials, glue=glue)
+    return catalog
+
 
 
 class LocalEngine:

@@ -157,3 +157,27 @@ def partition_spec_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:
                                                field_id=int(field.get("FieldId", 1000 + number)),
                                                transform=IdentityTransform(), name=str(field["Name"])))
     return PartitionSpec(*partition_fields)
+
+
+def glue_catalog(name: str, *, region: str, endpoint_url: str | None = None, credentials: Any = None,
+                 glue: Any = None) -> Any:
+    """pyiceberg's Glue catalog, its S3 file IO on the same endpoint and credentials as our boto3 clients.
+
+    pyiceberg builds its own Glue client and pyarrow S3 filesystem, and neither follows boto3's
+    `AWS_ENDPOINT_URL`, so the endpoint (the embedded AWS; None on AWS) and the credentials (a
+    botocore `Credentials`) are passed explicitly. `glue`: a boto3 Glue client to use instead of its own.
+    """
+    from pyiceberg.catalog.glue import GlueCatalog  # noqa: PLC0415 (local engine and local stack only)
+
+    properties = {"glue.region": region, "s3.region": region}
+    if endpoint_url:
+        properties.update({"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url,
+                           "s3.path-style-access": "true"})
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        for service in ("glue", "s3"):
+            properties[f"{service}.access-key-id"] = frozen.access_key
+            properties[f"{service}.secret-access-key"] = frozen.secret_key
+            if frozen.token:
+                properties[f"{service}.session-token"] = frozen.token
+    return GlueCatalog(name, client=glue, **properties)

@@ -97,23 +97,10 @@ def registered_keys(stack: Any) -> set[str]:
 
 
 def iceberg_catalog(stack: Any) -> Any:
-    from pyiceberg.catalog.glue import GlueCatalog  # noqa: PLC0415 (pyiceberg is heavy)
+    from shared.iceberg import glue_catalog  # noqa: PLC0415 (pyiceberg is heavy)
 
-    credentials = stack.session().get_credentials()
-    return GlueCatalog(
-        "chaos",
-        **{
-            "glue.endpoint": stack.aws_endpoint_url,
-            "glue.region": "us-west-2",
-            "glue.access-key-id": credentials.access_key,
-            "glue.secret-access-key": credentials.secret_key,
-            "s3.endpoint": stack.aws_endpoint_url,
-            "s3.region": "us-west-2",
-            "s3.access-key-id": credentials.access_key,
-            "s3.secret-access-key": credentials.secret_key,
-            "s3.path-style-access": "true",
-        },
-    )
+    return glue_catalog("chaos", region="us-west-2", endpoint_url=stack.aws_endpoint_url,
+                        credentials=stack.session().get_credentials())
 
 
 def read_compacted(stack: Any, known_ids: set[str]) -> Counter[str] | None:

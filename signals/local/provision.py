@@ -57,15 +57,12 @@ def iceberg_catalog(endpoint: str, region: str = REGION, glue: Any = None) -> An
     moto checks no credentials; pyarrow's S3 filesystem still wants some, so the local stack's fake
     ones are given explicitly rather than read from the environment.
     """
-    from pyiceberg.catalog.glue import GlueCatalog  # noqa: PLC0415
+    from botocore.credentials import Credentials  # noqa: PLC0415
 
-    properties = {
-        "glue.endpoint": endpoint, "glue.region": region,
-        "glue.access-key-id": LOCAL_ACCESS_KEY, "glue.secret-access-key": LOCAL_ACCESS_KEY,
-        "s3.endpoint": endpoint, "s3.region": region,
-        "s3.access-key-id": LOCAL_ACCESS_KEY, "s3.secret-access-key": LOCAL_ACCESS_KEY,
-    }
-    return GlueCatalog("local", client=glue, **properties)
+    from shared.iceberg import glue_catalog  # noqa: PLC0415
+
+    return glue_catalog("local", region=region, endpoint_url=endpoint, glue=glue,
+                        credentials=Credentials(LOCAL_ACCESS_KEY, LOCAL_ACCESS_KEY))
 
 
 def iceberg_declaration(resource: Resource) -> IcebergDeclaration | None:

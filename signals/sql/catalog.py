@@ -48,21 +48,10 @@ class Scan:
 
 def iceberg_catalog(session: Any, endpoint_url: str | None, *, name: str = "glue") -> Any:
     """pyiceberg's Glue catalog on `session` (and the embedded endpoint when given)."""
-    from pyiceberg.catalog.glue import GlueCatalog as IcebergGlueCatalog  # noqa: PLC0415 (heavy)
+    from shared.iceberg import glue_catalog  # noqa: PLC0415
 
-    credentials = session.get_credentials()
-    frozen = credentials.get_frozen_credentials() if credentials is not None else None
-    properties: dict[str, str] = {"glue.region": session.region_name, "s3.region": session.region_name}
-    if endpoint_url:
-        properties.update({"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url})
-    if frozen is not None:
-        properties.update({
-            "glue.access-key-id": frozen.access_key, "glue.secret-access-key": frozen.secret_key,
-            "s3.access-key-id": frozen.access_key, "s3.secret-access-key": frozen.secret_key,
-        })
-        if frozen.token:
-            properties.update({"glue.session-token": frozen.token, "s3.session-token": frozen.token})
-    return IcebergGlueCatalog(name, None, **properties)
+    return glue_catalog(name, region=session.region_name, endpoint_url=endpoint_url,
+                        credentials=session.get_credentials())
 
 
 def is_iceberg(table: Mapping[str, Any]) -> bool:
