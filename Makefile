@@ -5,12 +5,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck test test-slow test-all fuzz demo clean
+.PHONY: install lint typecheck test test-slow test-all test-latest fuzz demo clean
 
-$(STAMP): pyproject.toml
+# Everything installs from uv.lock (exact versions and hashes), never from whatever PyPI serves today:
+# uv comes first by the hashes that lock records for it, then `uv sync --locked` makes .venv exactly
+# the lock (and refuses a lock that no longer matches pyproject.toml: run `make lock`).
+UV := $(VENV)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	$(PYTHON) -m deploy.devlock bootstrap > $(VENV)/uv-bootstrap.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(VENV)/uv-bootstrap.txt
+	$(UV) sync --locked --extra dev --quiet
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -30,6 +37,19 @@ test-slow: $(STAMP)
 test-all: lint typecheck
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
+# The canary: the newest releases pyproject's ranges allow, in a venv of their own (.venv-latest), with
+# the unit, integration and local end-to-end tests. It prints which packages moved since uv.lock. A red
+# canary is drift in the world, not a defect of the commit: CI reports it and still lands (docs/operations.md,
+# "Dependency drift"); CANARY_STRICT=1 makes it fail the run instead.
+LATEST ?= .venv-latest
+test-latest: $(STAMP)
+	rm -rf $(LATEST)
+	$(UV) venv --quiet --python $(PY) $(LATEST)
+	VIRTUAL_ENV=$(CURDIR)/$(LATEST) $(UV) pip install --quiet --refresh --upgrade -e '.[dev]'
+	$(PY) -m deploy.devlock drift --python $(LATEST)/bin/python
+	$(LATEST)/bin/pytest -n 2 -m "not slow" -p no:cacheprovider tests/unit tests/integration tests/e2e/local $(PYTEST_ARGS) \
+		|| { echo "canary: RED on the newest releases (the lock is unaffected: make test installs uv.lock)"; [ -z "$(CANARY_STRICT)" ]; }
+
 # The fuzz tier at length (`make test` runs it with 25 examples per property): hostile bodies and raw
 # objects through the ingester and the parser. FUZZ_EXAMPLES per property; figures in docs/data-contract.md.
 FUZZ_EXAMPLES ?= 1000
@@ -47,7 +67,7 @@ demo: $(STAMP)
 	$(PATH_HINT)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info $(TOOLS) .aws-sam
+	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache build *.egg-info $(TOOLS) .aws-sam
 
 # --- deployment (docs/deploy.md) -----------------------------------------------------------------
 TOOLS := .venv-tools
@@ -73,8 +93,11 @@ template-check: $(STAMP) $(SAM) $(CHECKOV)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region us-west-2 --template template.yaml
 	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
-# Exact pins per function for python3.13 arm64, from pyproject.toml (deploy/locks/).
+# The one command that refreshes every lock: uv.lock (the dev/demo environment `make` installs) to the
+# newest releases pyproject's ranges allow, then the per-function Lambda locks (python3.13 arm64,
+# deploy/locks/). Review the diff (`git diff uv.lock deploy/locks`) and run `make test` before committing.
 lock: $(STAMP)
+	$(UV) lock --upgrade
 	$(PY) -m deploy.build lock
 
 # Zipped artifacts of all five functions with a size report (build/lambda/).
