@@ -30,14 +30,17 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_versions(lock: Path = LOCK) -> dict[str, str]:
-    """name (normalised) -> version for every package uv.lock pins (the project itself left out)."""
-    packages = tomllib.loads(lock.read_text())["package"]
-    return {
-        _normalise(p["name"]): p["version"]
-        for p in packages
-        if _normalise(p["name"]) != PROJECT and "version" in p
-    }
+def locked_versions(lock: Path = LOCK) -> dict[str, set[str]]:
+    """name (normalised) -> the versions uv.lock pins for it (the project itself left out).
+
+    A universal lock may pin one package at two versions, split by Python version or platform
+    (networkx 3.7 needs Python 3.12, so Python 3.11 gets 3.6.1)."""
+    versions: dict[str, set[str]] = {}
+    for package in tomllib.loads(lock.read_text())["package"]:
+        name = _normalise(package["name"])
+        if name != PROJECT and "version" in package:
+            versions.setdefault(name, set()).add(package["version"])
+    return versions
 
 
 def bootstrap_requirement(lock: Path = LOCK) -> str:
@@ -60,17 +63,17 @@ def installed_versions(python: str) -> dict[str, str]:
     return {_normalise(name): version for name, version in json.loads(out).items()}
 
 
-def drift(locked: dict[str, str], installed: dict[str, str]) -> list[tuple[str, str, str]]:
+def drift(locked: dict[str, set[str]], installed: dict[str, str]) -> list[tuple[str, str, str]]:
     """(package, locked version or '-', installed version or '-') for each package that differs."""
     moved = []
     for name in sorted(set(locked) | set(installed)):
         if name in (PROJECT, "pip", "setuptools"):
             continue
-        old, new = locked.get(name), installed.get(name)
-        if old == new or (name in locked and new is None):
+        old, new = locked.get(name, set()), installed.get(name)
+        if new in old or (old and new is None):
             # A locked package absent from the venv is a platform-only pin (win32, macOS), not drift.
             continue
-        moved.append((name, old or "-", new or "-"))
+        moved.append((name, " or ".join(sorted(old)) or "-", new or "-"))
     return moved
 
 
