@@ -47,8 +47,13 @@ test-latest: $(STAMP)
 	$(UV) venv --quiet --python $(PY) $(LATEST)
 	VIRTUAL_ENV=$(CURDIR)/$(LATEST) $(UV) pip install --quiet --refresh --upgrade -e '.[dev]'
 	$(PY) -m deploy.devlock drift --python $(LATEST)/bin/python
-	$(LATEST)/bin/pytest -n 2 -m "not slow" -p no:cacheprovider tests/unit tests/integration tests/e2e/local $(PYTEST_ARGS) \
-		|| { echo "canary: RED on the newest releases (the lock is unaffected: make test installs uv.lock)"; [ -z "$(CANARY_STRICT)" ]; }
+	@$(LATEST)/bin/pytest -n 2 -m "not slow" -p no:cacheprovider -q tests/unit tests/integration tests/e2e/local \
+		$(PYTEST_ARGS) > $(LATEST)/canary.log 2>&1; status=$$?; \
+	grep -E '^(FAILED|ERROR) ' $(LATEST)/canary.log | head -40; \
+	summary=$$(tail -n 1 $(LATEST)/canary.log | tr -d '='); \
+	if [ $$status -eq 0 ]; then echo "canary: green on the newest releases:$$summary"; \
+	else echo "canary: RED on the newest releases (exit $$status; full log $(LATEST)/canary.log). The lock is unaffected: make test installs uv.lock."; \
+	[ -z "$(CANARY_STRICT)" ]; fi
 
 # The fuzz tier at length (`make test` runs it with 25 examples per property): hostile bodies and raw
 # objects through the ingester and the parser. FUZZ_EXAMPLES per property; figures in docs/data-contract.md.
