@@ -245,16 +245,7 @@ class WireModels:
             return base  # no operation of the model: moto answers (404, UnknownOperation...)
         return AwsRequest(service=signing_name, operation=str(operation.name), method=base.method, path=base.path,
                           query=base.query, headers=headers, body=body, protocol=protocol,
-                          params=_plain(params), operation_model=operation)
-
-
-def _plain(value: Any) -> Any:
-    """moto's parsers return their own mapping type: plain dicts and lists for the interceptors."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+                          params=dict(params), operation_model=operation)
 
 
 def _headers_of(environ: dict[str, Any]) -> Headers:
@@ -417,10 +408,14 @@ class GatewayApp:
         """The botocore service of the request, as moto's dispatcher tells (signing name, target, path)."""
         try:
             host = self._moto.infer_service_region_host(environ, environ.get("PATH_INFO", ""))
-            backend = self._moto.get_backend_for_host(host)
+            backend = self._backend_for_host(host)
         except (KeyError, ValueError, IndexError, AttributeError):
             return None
         return _botocore_name_of_backend(backend) if isinstance(backend, str) else None
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (one app per gateway; moto's match walks ~200 regexes)
+    def _backend_for_host(self, host: str | None) -> Any:
+        return self._moto.get_backend_for_host(host)
 
     @staticmethod
     def _moto_protocols(request: AwsRequest) -> list[str]:
