@@ -292,7 +292,7 @@ def moto_routes_paths(app: Any, model: Any) -> bool:
     return False
 
 
-def _route_every_path(app: Any) -> None:
+def route_every_path(app: Any) -> None:
     """Send every path of the service to the dispatcher moto routes `/` to (`ROUTE_REST_PATHS`)."""
     endpoint, _ = app.url_map.bind("localhost").match("/", method="POST")
     methods = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]
@@ -541,5 +541,5 @@ def _create_app(backend: Any) -> Any:
     if name in ROUTE_REST_PATHS:
         model = get_service_model(name)
         if model.protocol in _REST_PROTOCOLS and not moto_routes_paths(app, model):
-            _route_every_path(app)
+            route_every_path(app)
     return app
