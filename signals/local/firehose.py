@@ -23,10 +23,9 @@ settings as applied here) and ListDeliveryStreams; any other operation is an err
 
 from __future__ import annotations
 
-import base64
 import gzip
-import json
 import logging
+import math
 import re
 import secrets
 import string
@@ -41,7 +40,7 @@ from typing import Any, Final
 
 from werkzeug.wrappers import Response
 
-from signals.local.gateway import AwsRequest, json_error
+from signals.local.gateway import AwsRequest
 from signals.local.wiring import StreamSpec
 
 log = logging.getLogger("signals.local.firehose")
@@ -238,7 +237,8 @@ class FirehoseStandIn:
     def describe(self, stream_name: str) -> dict[str, Any]:
         """DescribeDeliveryStream: the template's settings as this stand-in applies them.
 
-        BufferingHints carry the interval the stand-in really uses (the local override, when set).
+        BufferingHints carry the interval the stand-in really uses (the local override, when set), in
+        whole seconds as Firehose's model types it: a sub-second local interval shows as 1.
         """
         stream = self._stream(stream_name)
         destination: dict[str, Any] = {
@@ -246,8 +246,8 @@ class FirehoseStandIn:
             "BucketARN": f"arn:aws:s3:::{stream.bucket}",
             "Prefix": stream.prefix,
             "ErrorOutputPrefix": stream.error_output_prefix,
-            "BufferingHints": {"SizeInMBs": _number(stream.size_mb),
-                               "IntervalInSeconds": _number(self.interval(stream))},
+            "BufferingHints": {"SizeInMBs": math.ceil(stream.size_mb),
+                               "IntervalInSeconds": math.ceil(self.interval(stream))},
             "CompressionFormat": stream.compression,
             "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
             "S3BackupMode": "Disabled",
@@ -383,35 +383,24 @@ def interceptor(standin: FirehoseStandIn) -> Callable[[AwsRequest], Response]:
 
     def answer(request: AwsRequest) -> Response:
         try:
-            body = request.json()
-            if not isinstance(body, dict):
-                raise TypeError("the request body is not a JSON object")
-            result = _dispatch(standin, request.operation or "", body)
+            if request.operation_model is None:
+                raise ValueError("the request is not a Firehose operation the service model knows")
+            result = _dispatch(standin, request.operation or "", dict(request.params))
         except FirehoseError as exc:
-            return _with_request_id(json_error(exc.status, exc.code, exc.message))
+            return request.error(exc.status, exc.code, exc.message)
         except (ValueError, KeyError, TypeError) as exc:
-            return _with_request_id(json_error(HTTPStatus.BAD_REQUEST, "SerializationException", str(exc)))
-        return _with_request_id(Response(json.dumps(result), status=HTTPStatus.OK,
-                                         content_type="application/x-amz-json-1.1"))
+            return request.error(HTTPStatus.BAD_REQUEST, "SerializationException", str(exc))
+        return request.answer(result)
 
     return answer
 
 
-def _with_request_id(response: Response) -> Response:
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) -> dict[str, Any]:
     if action == "PutRecordBatch":
-        records = [base64.b64decode(r["Data"]) for r in request.get("Records") or []]
+        records = [bytes(r["Data"]) for r in request.get("Records") or []]  # blobs, decoded by the parser
         return standin.put_record_batch(str(request["DeliveryStreamName"]), records)
     if action == "PutRecord":
-        return standin.put_record(str(request["DeliveryStreamName"]), base64.b64decode(request["Record"]["Data"]))
+        return standin.put_record(str(request["DeliveryStreamName"]), bytes(request["Record"]["Data"]))
     if action == "DescribeDeliveryStream":
         return standin.describe(str(request["DeliveryStreamName"]))
     if action == "ListDeliveryStreams":
