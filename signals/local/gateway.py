@@ -30,6 +30,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response
 
+from signals.local.loopback import disable_moto_cors, loopback_only
+
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
 _RPC_V2_PATH = re.compile(r"^/service/[^/]+/operation/(?P<operation>[^/?]+)")
 
@@ -153,6 +155,7 @@ class AwsGateway:
     """moto's server on a background thread, behind `intercept`ed handlers."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        disable_moto_cors()  # before moto's server module is imported (signals.local.loopback)
         from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 (moto is heavy; loaded by the stack only)
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -162,7 +165,7 @@ class AwsGateway:
         self._interceptors = _Interceptors()
         self._app = GatewayApp(DomainDispatcherApplication(create_backend_app), self._interceptors)
         self._server: BaseWSGIServer = make_server(
-            host, port, self._app, threaded=True, request_handler=MotoRequestHandler
+            host, port, loopback_only(self._app), threaded=True, request_handler=MotoRequestHandler
         )
         self._thread: threading.Thread | None = None
 
