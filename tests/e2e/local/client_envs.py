@@ -46,7 +46,8 @@ def _locked(path: Path) -> Iterator[None]:
 def _run(command: Sequence[str], *, timeout: float = 600, cwd: Path | None = None) -> str:
     completed = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+        raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n"
+                           f"{completed.stdout}\n{completed.stderr}")
     return completed.stdout
 
 

@@ -172,7 +172,8 @@ async function main() {
     MetricData: [{ MetricName: 'JsSdkCheck', Value: 7, Unit: 'Count' }] }));
   const metrics = (await cloudwatch.send(new ListMetricsCommand({ Namespace: 'Signals/Clients' }))).Metrics || [];
   const s3 = new S3Client({ ...common, forcePathStyle: true });
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: config.bucket, Prefix: 'telemetry_flat/type=lock/' }));
+  const listed = await s3.send(new ListObjectsV2Command({
+    Bucket: config.bucket, Prefix: 'telemetry_flat/type=lock/' }));
   console.log(JSON.stringify({
     counts,
     glue_columns: table.Table.StorageDescriptor.Columns.map((c) => c.Name),
@@ -215,8 +216,9 @@ def test_the_locked_aws_cli(stack: LocalStack, seeded: dict[str, Any], tmp_path:
 
     counts = []
     for sql in QUERIES:
-        execution_id = aws("start-query-execution", "--work-group", seeded["workgroup"],
-                           "--query-execution-context", f"Database={DATABASE}", "--query-string", sql)["QueryExecutionId"]
+        started = aws("start-query-execution", "--work-group", seeded["workgroup"],
+                      "--query-execution-context", f"Database={DATABASE}", "--query-string", sql)
+        execution_id = started["QueryExecutionId"]
         deadline = time.monotonic() + 60
         while (state := aws("get-query-execution", "--query-execution-id", execution_id)["QueryExecution"]["Status"]
                ["State"]) != "SUCCEEDED":
