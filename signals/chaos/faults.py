@@ -37,7 +37,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
 from botocore.config import Config
 from werkzeug.wrappers import Response
 
@@ -46,17 +45,13 @@ from signals.chaos.notifications import NotificationTap
 from signals.chaos.schedule import Injection
 from signals.chaos.tap import IngestTap
 from signals.env import Output
-from signals.local.gateway import AwsRequest, json_error
+from signals.local.gateway import AwsRequest
 from signals.local.runtime import LocalFunction, function_of_user_agent
 
 #: The campaign's own AWS calls carry this in their user agent; no fault ever answers them.
 INTERNAL_AGENT: Final = "signals-chaos-internal"
 #: The campaign's clients for its own reads (no fault touches them).
 INTERNAL_CONFIG: Final = Config(user_agent_extra=INTERNAL_AGENT, retries={"mode": "standard", "max_attempts": 8})
-
-
-def _sqs_json(payload: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(payload), status=200, headers={"Content-Type": "application/x-amz-json-1.0"})
 
 
 @dataclass
@@ -208,13 +203,13 @@ class Faults:
         if caller is None:
             return None
         if request.operation == "PutItem":
-            item_type = (request.json().get("Item") or {}).get("item_type", {}).get("S")
+            item_type = (request.params.get("Item") or {}).get("item_type", {}).get("S")
             if item_type == "raw" and self._is(caller, "parser.app"):
                 armed = self._take("crash_parser")
                 if armed is not None and caller.kill("crash_parser: before its processing record"):
                     self._done("crash_parser", armed)
                     self._hit("crash_parser", "crash_parser_before_record")
-                    return json_error(500, "InternalServerError", "the invocation was killed")
+                    return request.error(500, "InternalServerError", "the invocation was killed")
             if item_type == "file" and self._is(caller, "registry.app"):
                 armed = self._take("crash_registry")
                 if armed is not None and caller.kill("crash_registry: after a file item, before the rest"):
@@ -227,7 +222,7 @@ class Faults:
                 self._hit("dynamodb_throttling")
             armed.hits += 1
             self.details["dynamodb_calls_throttled"] += 1
-            return json_error(400, "ProvisionedThroughputExceededException",
+            return request.error(400, "ProvisionedThroughputExceededException",
                               "The level of configured provisioned throughput for the table was exceeded.")
         return None
 
@@ -253,7 +248,7 @@ class Faults:
         if caller is None:
             return None
         if request.operation == "UpdateTable" and self._is(caller, "compactor.app"):
-            database = str(request.json().get("DatabaseName", ""))
+            database = str(request.params.get("DatabaseName", ""))
             armed = self._take("crash_compactor")
             if armed is not None and database == alerts_database("local") and caller.kill(
                 "crash_compactor: after the Iceberg commit, before the watermark"
@@ -277,14 +272,14 @@ class Faults:
             self.details["glue_calls_failed"] += 1
             if armed.hits == int(armed.params["errors"]):
                 armed.until = time.monotonic() + float(armed.params["outage_seconds"])
-            return json_error(500, "InternalServiceException", "Internal service error")
+            return request.error(500, "InternalServiceException", "Internal service error")
         self.details["glue_calls_failed"] += 1
-        return json_error(400, "ThrottlingException", "Rate exceeded")
+        return request.error(400, "ThrottlingException", "Rate exceeded")
 
     def _sqs_delete(self, request: AwsRequest) -> Response | None:
         if INTERNAL_AGENT in request.headers.get("User-Agent", ""):
             return None
-        body = request.json()
+        body = request.params  # the same from SQS's json and query protocols
         queue_url = str(body.get("QueueUrl", ""))
         entries = list(body.get("Entries") or [])
         kept: list[dict[str, Any]] = []
@@ -310,7 +305,7 @@ class Faults:
             failed = list(response.get("Failed") or [])
         failed_ids = {f["Id"] for f in failed}
         successful = [{"Id": e["Id"]} for e in entries + kept if e["Id"] not in failed_ids]
-        return _sqs_json({"Successful": successful, "Failed": failed})
+        return request.answer({"Successful": successful, "Failed": failed})
 
     def _athena(self, request: AwsRequest) -> Response | None:
         # Any reader but the campaign's own: locally no function calls Athena (see signals.chaos.readers).
@@ -325,7 +320,7 @@ class Faults:
         if armed.hits >= int(armed.params["errors"]):
             self._done("athena_error", armed)
         self.details["athena_calls_failed"] += 1
-        return json_error(400, "TooManyRequestsException", "Rate exceeded")
+        return request.error(400, "TooManyRequestsException", "Rate exceeded")
 
     def pending(self) -> dict[str, int]:
         """Faults armed that have not met their target yet."""

@@ -36,7 +36,7 @@ from typing import Any, Final
 import orjson
 from werkzeug.wrappers import Response
 
-from signals.local.gateway import AwsGateway, AwsRequest, json_error
+from signals.local.gateway import AwsGateway, AwsRequest
 from signals.sql.engine import Cancellation, LocalEngine, Result
 from signals.sql.errors import SYSTEM, QueryCancelled, QueryError
 from signals.sql.types import athena_text, csv_line
@@ -185,11 +185,10 @@ class LocalAthena:
         if handler is None:
             return None  # workgroups, named queries, catalogs...: moto
         try:
-            body = handler(request.json())
+            body = handler(dict(request.params))
         except AthenaFault as fault:
-            return json_error(400, fault.code, fault.message)
-        return Response(orjson.dumps(body), status=200, headers={
-            "Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())})
+            return request.error(400, fault.code, fault.message)
+        return request.answer(body)  # in the request's protocol: json or rest-json
 
     # --- operations ----------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ def report_dead_stack() -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from signals.local.gateway import UnsupportedProtocol  # noqa: PLC0415
     from signals.local.stack import LocalStack  # noqa: PLC0415 (moto loads with it)
 
     other = running_stack_pid()
@@ -121,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
             print("\nstopping: writing Firehose buffers and draining the queues ...", flush=True)
     except OSError as exc:
         print(f"signals local: {exc} (is another process using the port? try --port / --aws-port)", file=sys.stderr)
+        return 1
+    except UnsupportedProtocol as exc:  # one line: the service, its protocol, botocore's and moto's versions
+        print(f"signals local: {exc}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -70,6 +70,7 @@ class Landed:
 
 
 def run(args: argparse.Namespace) -> int:
+    from signals.local.gateway import SERVED_SERVICES, UnsupportedProtocol, WireModels, check_protocols  # noqa: PLC0415
     from signals.local.simulate import DeviceFleet, OtelApp, Tally  # noqa: PLC0415 (OTel SDK loads with it)
     from signals.local.stack import LocalStack  # noqa: PLC0415 (moto loads with it)
 
@@ -77,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     started = time.monotonic()
     settings = settings_from(args, write_state=False, run_schedules=True)
+    try:
+        check_protocols(SERVED_SERVICES, WireModels())
+    except UnsupportedProtocol as exc:  # one line, before anything starts (as `signals local`)
+        print(f"signals demo: {exc}", file=sys.stderr)
+        return 1
     print(f"signals demo: {args.devices} devices and an OpenTelemetry app for {args.minutes * 60:g} s", file=out)
     with LocalStack(settings) as stack:
         timings["start the local stack"] = time.monotonic() - started

@@ -23,9 +23,7 @@ settings as applied here) and ListDeliveryStreams; any other operation is an err
 
 from __future__ import annotations
 
-import base64
 import gzip
-import json
 import logging
 import re
 import secrets
@@ -41,7 +39,7 @@ from typing import Any, Final
 
 from werkzeug.wrappers import Response
 
-from signals.local.gateway import AwsRequest, json_error
+from signals.local.gateway import AwsRequest
 from signals.local.wiring import StreamSpec
 
 log = logging.getLogger("signals.local.firehose")
@@ -383,23 +381,16 @@ def interceptor(standin: FirehoseStandIn) -> Callable[[AwsRequest], Response]:
 
     def answer(request: AwsRequest) -> Response:
         try:
-            body = request.json()
-            if not isinstance(body, dict):
-                raise TypeError("the request body is not a JSON object")
-            result = _dispatch(standin, request.operation or "", body)
+            if request.operation_model is None:
+                raise ValueError("the request is not a Firehose operation the service model knows")
+            result = _dispatch(standin, request.operation or "", dict(request.params))
         except FirehoseError as exc:
-            return _with_request_id(json_error(exc.status, exc.code, exc.message))
+            return request.error(exc.status, exc.code, exc.message)
         except (ValueError, KeyError, TypeError) as exc:
-            return _with_request_id(json_error(HTTPStatus.BAD_REQUEST, "SerializationException", str(exc)))
-        return _with_request_id(Response(json.dumps(result), status=HTTPStatus.OK,
-                                         content_type="application/x-amz-json-1.1"))
+            return request.error(HTTPStatus.BAD_REQUEST, "SerializationException", str(exc))
+        return request.answer(result)
 
     return answer
-
-
-def _with_request_id(response: Response) -> Response:
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
 
 
 def _number(value: float) -> int | float:
@@ -408,10 +399,10 @@ def _number(value: float) -> int | float:
 
 def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) -> dict[str, Any]:
     if action == "PutRecordBatch":
-        records = [base64.b64decode(r["Data"]) for r in request.get("Records") or []]
+        records = [bytes(r["Data"]) for r in request.get("Records") or []]  # blobs, decoded by the parser
         return standin.put_record_batch(str(request["DeliveryStreamName"]), records)
     if action == "PutRecord":
-        return standin.put_record(str(request["DeliveryStreamName"]), base64.b64decode(request["Record"]["Data"]))
+        return standin.put_record(str(request["DeliveryStreamName"]), bytes(request["Record"]["Data"]))
     if action == "DescribeDeliveryStream":
         return standin.describe(str(request["DeliveryStreamName"]))
     if action == "ListDeliveryStreams":

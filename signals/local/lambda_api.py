@@ -1,8 +1,8 @@
 """Lambda's `Invoke` on the embedded AWS endpoint, answered by the in-process functions.
 
 moto stores the template's functions (signals.local.resources) but would need Docker to run them,
-so the gateway hands `POST /2015-03-31/functions/{name}/invocations` to `LambdaInvoke`, which runs
-the stack's `LocalFunction` with its local environment and answers as Lambda does:
+so the gateway hands `Invoke` (`POST /2015-03-31/functions/{name}/invocations` in Lambda's model) to
+`LambdaInvoke`, which runs the stack's `LocalFunction` with its local environment and answers as Lambda does:
 
 - `RequestResponse` (the default): 200, the handler's return value as JSON, `X-Amz-Executed-Version`;
   an exception is still 200, with `X-Amz-Function-Error: Unhandled` and Lambda's error payload
@@ -28,7 +28,6 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote
 
 from werkzeug.wrappers import Response
 
@@ -38,7 +37,6 @@ from signals.local.runtime import LocalFunction
 #: Lambda returns at most the last 4 KB of the invocation's log with LogType=Tail.
 LOG_TAIL_BYTES: Final = 4096
 
-_INVOKE_PATH: Final = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _FUNCTION_ARN: Final = re.compile(
     r"^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:)?(?:\d{12}:)?(?:function:)?(?P<name>[a-zA-Z0-9_-]+)(?::(?P<qualifier>[^:]+))?$"
 )
@@ -60,30 +58,31 @@ class LambdaInvoke:
         self._background: list[threading.Thread] = []
 
     def __call__(self, request: AwsRequest) -> Response | None:
-        match = _INVOKE_PATH.match(unquote(request.path))
-        if match is None or request.method != "POST":
+        if request.operation != "Invoke":
             return None
-        name, qualifier = function_name_of(unquote(match["name"]))
-        qualifier = qualifier or next(iter(parse_qs(request.query).get("Qualifier") or []), None)
+        params = request.params  # FunctionName from the path, Qualifier from the query, the rest from headers/body
+        name, qualifier = function_name_of(str(params.get("FunctionName", "")))
+        qualifier = qualifier or params.get("Qualifier")
         if qualifier not in (None, "$LATEST"):
             return None
         function = self._functions().get(name)
         if function is None:
             return None
+        payload = bytes(params.get("Payload") or b"")
         try:
-            event = json.loads(request.body) if request.body.strip() else {}
+            event = json.loads(payload) if payload.strip() else {}
         except ValueError as exc:
-            return _error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
-        invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+            return request.error(400, "InvalidRequestContentException",
+                                 f"Could not parse request body into json: {exc}")
+        invocation_type = params.get("InvocationType") or "RequestResponse"
         if invocation_type == "DryRun":
             return Response(b"", status=204, headers={"x-amzn-RequestId": str(uuid.uuid4())})
         if invocation_type == "Event":
             return self._invoke_async(function, event)
         if invocation_type != "RequestResponse":
-            return _error(400, "InvalidParameterValueException",
-                          f"Unsupported invocation type {invocation_type!r}")
-        tail = request.headers.get("X-Amz-Log-Type", "None") == "Tail"
-        return invoke(function, event, log_tail=tail)
+            return request.error(400, "InvalidParameterValueException",
+                                 f"Unsupported invocation type {invocation_type!r}")
+        return invoke(function, event, log_tail=params.get("LogType") == "Tail")
 
     def _invoke_async(self, function: LocalFunction, event: Any) -> Response:
         request_id = str(uuid.uuid4())
@@ -133,12 +132,3 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
         "requestId": request_id,
         "stackTrace": traceback.format_list(frames),
     }
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    """Lambda's REST-JSON error shape (`x-amzn-ErrorType`, `Type` and `message`), as botocore reads it."""
-    return Response(
-        json.dumps({"Type": "User", "message": message}).encode(),
-        status=status,
-        headers={"Content-Type": "application/json", "x-amzn-ErrorType": code},
-    )

@@ -292,6 +292,7 @@ class LocalStack:
         if settings.port:
             ensure_port_free(settings.port)  # before anything starts, not after the pollers run
         self._gateway = AwsGateway("127.0.0.1", aws_port)
+        self._gateway.check_protocols()  # UnsupportedProtocol: a served service's model we cannot serve
         self._gateway.start()
         self._aws_endpoint = self._gateway.url
         self._gateway.reset()

@@ -11,17 +11,12 @@ on the way, pauses or resumes the local poller of that mapping or the local sche
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final
 
 from werkzeug.wrappers import Response
 
 from signals.local.gateway import AwsGateway, AwsRequest
 from signals.local.pollers import Schedule, SqsPoller
-
-_MAPPING_PATH: Final = re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[0-9a-f-]+)/?$")
 
 
 class Switches:
@@ -40,11 +35,10 @@ class Switches:
         ]
 
     def on_lambda(self, request: AwsRequest) -> Response | None:
-        match = _MAPPING_PATH.match(request.path)
-        if match is None or request.method != "PUT":
+        if request.operation != "UpdateEventSourceMapping":
             return None
-        target = self._mappings.get(match["uuid"])
-        body = _json(request.body)
+        body = request.params  # UUID from the path, Enabled from the body
+        target = self._mappings.get(str(body.get("UUID", "")))
         if target is None or "Enabled" not in body:
             return None
         function_name, queue_arn = target
@@ -57,7 +51,7 @@ class Switches:
         return None  # moto records the mapping's new state and answers
 
     def on_rule_state(self, request: AwsRequest) -> Response | None:
-        body = _json(request.body)
+        body = request.params
         name = str(body.get("Name", ""))
         if request.operation == "PutRule":
             if "State" not in body:
@@ -72,11 +66,3 @@ class Switches:
                 else:
                     schedule.pause()
         return None
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

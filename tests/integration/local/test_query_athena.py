@@ -1,17 +1,34 @@
-"""`signals query --env E` runs the SQL through Athena in the env's human workgroup (moto)."""
+"""`signals query --env E` runs the SQL through Athena in the env's human workgroup (moto).
+
+moto answers over HTTP behind the gateway, which routes Athena in whichever protocol botocore sends
+(rest-json since botocore 1.44.18; moto 5.2.6's in-process `mock_aws` routes Athena's json only)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
-from moto import mock_aws
+import pytest
 from moto.athena.models import QueryResults, athena_backends
 
 from signals.env import Environment, Output
+from signals.local.gateway import AwsGateway
 from signals.query import query_athena, render
 
 
-@mock_aws
-def test_athena_query_in_the_human_workgroup_pages_rows_back() -> None:
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    gateway = AwsGateway("127.0.0.1", 0)
+    gateway.start()
+    gateway.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", gateway.url)  # the env's clients reach moto through the gateway
+    try:
+        yield gateway.url
+    finally:
+        gateway.stop()
+
+
+def test_athena_query_in_the_human_workgroup_pages_rows_back(endpoint: str) -> None:
     session = boto3.Session(region_name="us-west-2")
     athena = session.client("athena")
     athena.create_work_group(Name="dev-tps-telemetry-human-wg",

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Response
 
-from signals.local.gateway import AwsRequest
+from signals.local.gateway import AwsRequest, identify_request
 from signals.local.lambda_api import LOG_TAIL_BYTES, LambdaInvoke, function_name_of
 from signals.local.runtime import LocalFunction, RoutedStdout, install_routed_stdout, uninstall_routed_stdout
 from signals.local.wiring import FunctionSpec
@@ -63,8 +62,9 @@ def answer(routed: RoutedStdout) -> Answer:
 
 
 def request(name: str, body: bytes, **headers: str) -> AwsRequest:
-    return AwsRequest(service="lambda", operation=None, method="POST",
-                      path=f"/2015-03-31/functions/{name}/invocations", query="", headers=Headers(headers), body=body)
+    """An Invoke request as the gateway identifies it (Lambda's model: rest-json)."""
+    return identify_request("lambda", "POST", f"/2015-03-31/functions/{name}/invocations",
+                            headers={"Content-Type": "application/json", **headers}, body=body)
 
 
 def test_request_response_returns_the_handler_result_with_the_log_tail(answer: Answer) -> None:
