@@ -1,9 +1,10 @@
 """Environments of real clients, each its own (a Python venv, a node_modules), cached by their versions.
 
-The newest releases are resolved first (`uv pip compile`, `npm view`: a second or two), and the
-environment is keyed by the exact versions that came out: a rerun with nothing new released installs
-nothing, a release builds a fresh one beside the old. The cache is `$SIGNALS_CLIENTS_CACHE`, default
-`~/.cache/signals-clients`; a lock file per environment lets parallel test workers share it.
+The newest releases are resolved first (`uv pip compile`, `npm view`: seconds; a resolution is reused
+for six hours), and the environment is keyed by the exact versions that came out: a rerun with nothing
+new released installs nothing, a release builds a fresh one beside the old. The cache is
+`$SIGNALS_CLIENTS_CACHE`, default `~/.cache/signals-clients`; a lock file per environment lets
+parallel test workers share it.
 
     python = python_env("pyathena", ["pyathena", "botocore"])      # its interpreter
     modules = node_env(["@aws-sdk/client-athena"])                  # the directory holding node_modules
@@ -19,7 +20,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,12 +57,31 @@ def _key(parts: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+#: How long a resolution of "the newest releases" is reused before the registries are asked again.
+RESOLVED_FOR_SECONDS = 6 * 3600
+
+
+def _resolved(name: str, resolve: Callable[[], str]) -> str:
+    """`resolve()` (the newest versions, as text), remembered for RESOLVED_FOR_SECONDS."""
+    path = cache_root() / f"{name}.resolved.json"
+    with _locked(cache_root() / f"{name}.resolved.lock"):
+        try:
+            saved = json.loads(path.read_text())
+            if time.time() - float(saved["at"]) < RESOLVED_FOR_SECONDS:
+                return str(saved["text"])
+        except (OSError, ValueError, KeyError):
+            pass
+        text = resolve()
+        path.write_text(json.dumps({"at": time.time(), "text": text}))
+        return text
+
+
 def python_env(name: str, requirements: Sequence[str]) -> Path:
     """A venv with the newest releases `requirements` allow (on this interpreter's version); its python."""
     if not UV.exists():
         raise RuntimeError(f"uv is missing at {UV}: make install puts it in the project's venv")
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    pins = _compile(requirements, version)
+    pins = _resolved(f"py{version}-{name}", lambda: _compile(requirements, version))
     directory = cache_root() / f"py{version}-{name}-{_key([version, pins])}"
     python = directory / "bin" / "python"
     with _locked(cache_root() / f"{directory.name}.lock"):
@@ -100,7 +121,13 @@ def node_env(packages: Sequence[str]) -> Path:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise RuntimeError("node and npm are needed for the JavaScript SDK clients")
-    versions = [f"{package}@{_run([npm, 'view', package, 'version'], timeout=120).strip()}" for package in packages]
+    def newest() -> str:
+        with ThreadPoolExecutor(max_workers=len(packages)) as pool:  # one `npm view` each, at once
+            found = list(pool.map(lambda package: _run([npm, "view", package, "version"], timeout=120).strip(),
+                                  packages))
+        return "\n".join(f"{package}@{version}" for package, version in zip(packages, found, strict=True))
+
+    versions = _resolved(f"node-{_key(list(packages))}", newest).split("\n")
     directory = cache_root() / f"node-{_key(versions)}"
     with _locked(cache_root() / f"{directory.name}.lock"):
         if not (directory / "ready.json").exists():

@@ -116,14 +116,15 @@ RUN: dict[str, Run] = {
     "signals inventory": Run(),
     ".venv/bin/signals inventory": Run(),
     '.venv/bin/signals query "SELECT count(*), sum(size) FROM \\"local-tps_s3_inventory\\".raw_inventory"': Run(),
+    # before verify: its compactor run may still hold the lease (finishing its maintenance) when it returns
+    "signals compact": Run(),
+    "signals compact [--env E] [--table T] [--day YYYY-MM-DD] [--json]":
+        Run("signals compact --table lock --day {day} --json"),
     "signals verify": Run("signals verify --timeout 60 --compact-timeout 90"),
     "signals verify [--env E] [--timeout S] [--no-compacted] [--compact-timeout S]":
         Run("signals verify --timeout 60 --api-key {api_key} --no-compacted"),
     "signals verify [--env E] [--profile P] [--timeout S] [--api-key KEY] [--no-compacted] [--compact-timeout S]":
         Run("signals verify --timeout 60 --api-key {api_key} --no-compacted"),
-    "signals compact": Run(),
-    "signals compact [--env E] [--table T] [--day YYYY-MM-DD] [--json]":
-        Run("signals compact --table lock --day {day} --json"),
     "signals redrive dlq QUEUE [--max N] [--dry-run]":
         Run("signals redrive dlq telemetry-registry-queue_dlq --max 5 --dry-run"),
     "signals redrive dlq QUEUE [--env E] [--max N] [--dry-run]":
