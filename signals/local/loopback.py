@@ -107,7 +107,6 @@ def loopback_only(app: Any) -> Any:
             ("Content-Type", "application/json"),
             ("x-amzn-ErrorType", "AccessDeniedException"),
             ("Content-Length", str(len(body))),
-            ("Connection", "close"),
         ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
