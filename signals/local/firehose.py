@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import re
 import secrets
 import string
@@ -236,7 +237,8 @@ class FirehoseStandIn:
     def describe(self, stream_name: str) -> dict[str, Any]:
         """DescribeDeliveryStream: the template's settings as this stand-in applies them.
 
-        BufferingHints carry the interval the stand-in really uses (the local override, when set).
+        BufferingHints carry the interval the stand-in really uses (the local override, when set), in
+        whole seconds as Firehose's model types it: a sub-second local interval shows as 1.
         """
         stream = self._stream(stream_name)
         destination: dict[str, Any] = {
@@ -244,8 +246,8 @@ class FirehoseStandIn:
             "BucketARN": f"arn:aws:s3:::{stream.bucket}",
             "Prefix": stream.prefix,
             "ErrorOutputPrefix": stream.error_output_prefix,
-            "BufferingHints": {"SizeInMBs": _number(stream.size_mb),
-                               "IntervalInSeconds": _number(self.interval(stream))},
+            "BufferingHints": {"SizeInMBs": math.ceil(stream.size_mb),
+                               "IntervalInSeconds": math.ceil(self.interval(stream))},
             "CompressionFormat": stream.compression,
             "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
             "S3BackupMode": "Disabled",
@@ -391,10 +393,6 @@ def interceptor(standin: FirehoseStandIn) -> Callable[[AwsRequest], Response]:
         return request.answer(result)
 
     return answer
-
-
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
 
 
 def _dispatch(standin: FirehoseStandIn, action: str, request: dict[str, Any]) -> dict[str, Any]:

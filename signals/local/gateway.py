@@ -158,8 +158,9 @@ def json_error(status: int, code: str, message: str) -> Response:
 # --- models: which request is which ----------------------------------------------------------------
 
 
+@functools.cache
 def _moto_description(name: str) -> dict[str, Any]:
-    """The botocore service description moto serves `name` by (botocore's data plus moto's extras)."""
+    """The botocore service description moto serves `name` by (botocore's data plus moto's extras); read only."""
     from moto.core.utils import _load_service_model  # noqa: PLC0415
 
     description: dict[str, Any] = _load_service_model(name, "service-2")
@@ -294,7 +295,7 @@ def moto_routes_paths(app: Any, model: Any) -> bool:
     return False
 
 
-def _route_every_path(app: Any) -> None:
+def route_every_path(app: Any) -> None:
     """Send every path of the service to the dispatcher moto routes `/` to (`ROUTE_REST_PATHS`)."""
     endpoint, _ = app.url_map.bind("localhost").match("/", method="POST")
     methods = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]
@@ -319,11 +320,13 @@ def _botocore_name_of_backend(backend: str) -> str:
     return boto3_service_name.get(backend, backend)
 
 
-def check_protocols(services: Iterable[str], models: WireModels) -> None:
+def check_protocols(services: Iterable[str], models: WireModels,
+                    app_of: Callable[[Any], Any] | None = None) -> None:
     """Raise `UnsupportedProtocol` (one line) if a service's model is one the gateway cannot serve.
 
     Served means: moto's parsers read every protocol the model declares, and moto routes the model's
-    request paths (rest protocols) or an adaptation of this gateway does (`ROUTE_REST_PATHS`)."""
+    request paths (rest protocols) or an adaptation of this gateway does (`ROUTE_REST_PATHS`). `app_of`
+    gives moto's Flask app of a backend (default: a new one; a running gateway passes the one it serves)."""
     from botocore.exceptions import DataNotFoundError, UnknownServiceError  # noqa: PLC0415
     from moto.core.parse import PROTOCOL_PARSERS  # noqa: PLC0415
     from moto.moto_server.werkzeug_app import create_backend_app  # noqa: PLC0415
@@ -339,7 +342,7 @@ def check_protocols(services: Iterable[str], models: WireModels) -> None:
                     f"cannot serve {name}: its model declares the {protocol} protocol, which moto's request "
                     f"parsers do not read ({versions()})")
         if (model.protocol in _REST_PROTOCOLS and name not in ROUTE_REST_PATHS
-                and not moto_routes_paths(create_backend_app(_backend_of(name)), model)):
+                and not moto_routes_paths((app_of or create_backend_app)(_backend_of(name)), model)):
             raise UnsupportedProtocol(
                 f"cannot serve {name}: its model binds operations to {model.protocol} paths that moto routes "
                 f"none of, and the gateway has no adaptation for it ({versions()})")
@@ -492,7 +495,8 @@ class AwsGateway:
 
         self._interceptors = _Interceptors()
         self._models = models or WireModels()
-        self._app = GatewayApp(DomainDispatcherApplication(_create_app), self._interceptors, self._models)
+        self._dispatcher = DomainDispatcherApplication(_create_app)
+        self._app = GatewayApp(self._dispatcher, self._interceptors, self._models)
         self._server: BaseWSGIServer = make_server(
             host, port, loopback_only(self._app), threaded=True, request_handler=MotoRequestHandler
         )
@@ -514,7 +518,15 @@ class AwsGateway:
 
     def check_protocols(self, services: Iterable[str] = SERVED_SERVICES) -> None:
         """Raise `UnsupportedProtocol` (one line) unless every service in `services` can be served."""
-        check_protocols(services, self._models)
+        check_protocols(services, self._models, self._moto_app)
+
+    def _moto_app(self, backend: Any) -> Any:
+        """moto's Flask app of `backend`, made once: the one the dispatcher then serves requests with."""
+        dispatcher = self._dispatcher
+        with dispatcher.lock:
+            if backend not in dispatcher.app_instances:
+                dispatcher.app_instances[backend] = dispatcher.create_app(backend)
+            return dispatcher.app_instances[backend]
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
@@ -544,5 +556,5 @@ def _create_app(backend: Any) -> Any:
     if name in ROUTE_REST_PATHS:
         model = get_service_model(name)
         if model.protocol in _REST_PROTOCOLS and not moto_routes_paths(app, model):
-            _route_every_path(app)
+            route_every_path(app)
     return app

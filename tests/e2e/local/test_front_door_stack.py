@@ -114,8 +114,8 @@ def test_firehose_lists_and_describes_the_template_streams_on_the_main_endpoint(
         assert destination[key] == configured[key], key
     assert destination["CloudWatchLoggingOptions"]["LogGroupName"] == configured["CloudWatchLoggingOptions"][
         "LogGroupName"]
-    # the interval the stand-in applies (the fixture's 0.5 s), the template's size
-    assert destination["BufferingHints"] == {"IntervalInSeconds": 0.5,
+    # the interval the stand-in applies (the fixture's 0.5 s) in the model's whole seconds, the template's size
+    assert destination["BufferingHints"] == {"IntervalInSeconds": 1,
                                              "SizeInMBs": configured["BufferingHints"]["SizeInMBs"]}
     with pytest.raises(ClientError) as missing:
         firehose.describe_delivery_stream(DeliveryStreamName="no-such-stream")

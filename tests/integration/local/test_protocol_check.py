@@ -15,10 +15,19 @@ from typing import Any
 import botocore
 import moto
 import pytest
+from moto.core.utils import get_service_model
+from moto.moto_server.werkzeug_app import create_backend_app
 
 from signals.cli import main
 from signals.local import gateway as gateway_module
-from signals.local.gateway import SERVED_SERVICES, UnsupportedProtocol, WireModels, check_protocols
+from signals.local.gateway import (
+    SERVED_SERVICES,
+    UnsupportedProtocol,
+    WireModels,
+    check_protocols,
+    moto_routes_paths,
+    route_every_path,
+)
 
 REAL_DESCRIPTION = gateway_module._moto_description
 
@@ -84,3 +93,18 @@ def test_signals_local_stops_at_start_with_one_line(monkeypatch: pytest.MonkeyPa
     assert "smithy-rpc-v3-ion" in lines[0]
     assert f"botocore {botocore.__version__}, moto {moto.__version__}" in lines[0]
     assert not (tmp_path / "local-stack.json").exists()  # it never started
+
+
+def test_the_athena_adaptations_switch_themselves_off_once_moto_has_the_fix() -> None:
+    """Both guards read moto itself: its URL map (ROUTE_REST_PATHS) and its model (LEGACY_JSON)."""
+    model = get_service_model("athena")
+    app = create_backend_app("athena")
+    assert moto_routes_paths(app, model) is (model.protocol not in ("rest-json", "rest-xml"))  # 5.2.6: only `/`
+    route_every_path(app)  # what moto/athena/urls.py would route once fixed
+    assert moto_routes_paths(app, model)
+
+    # A model that declares json again (moto's extras, once fixed) is read as it is.
+    fixed = WireModels(lambda name: described(name, protocols=["rest-json", "json"], targetPrefix="AmazonAthena2",
+                                              jsonVersion="1.0"))
+    assert fixed.model("athena").metadata["targetPrefix"] == "AmazonAthena2"
+    assert WireModels().model("athena").metadata["targetPrefix"] == "AmazonAthena"  # today: the adaptation's
