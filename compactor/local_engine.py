@@ -108,7 +108,7 @@ class LocalEngine:
         self._audit_database = audit_database
         self._max_files = max_files_per_day
         self.io = IoCounts()
-        self.seconds: dict[str, float] = {}  # time per phase (bench/compactor.py prints it)
+        self.seconds: dict[str, float] = {}  # time per phase (bench/compactor_bench.py prints it)
 
     # -- tables ------------------------------------------------------------------------------------
 

@@ -19,7 +19,11 @@ answers the same way, every refusal a JSON `{"message": ...}` with `x-amzn-Reque
   preflight): 403 `{"message":"Missing Authentication Token"}`
   (`x-amzn-ErrorType: MissingAuthenticationTokenException`); a HEAD gets the headers, no body;
 - no API key in `x-api-key`, or a wrong one: 403 `{"message":"Forbidden"}` (`ForbiddenException`);
-- the function raising, or returning no `statusCode`: 502 `{"message":"Internal server error"}`.
+- the function raising, or returning no `statusCode`: 502 `{"message":"Internal server error"}`;
+- not API Gateway's, this machine's: a `Host` that is not a loopback name or address, or an `Origin`
+  that is not a page on this machine (DNS rebinding, a web page elsewhere): 403 `{"message":
+  "Forbidden: ..."}` naming what was refused, before anything is read or invoked
+  (`signals.local.loopback`).
 
 Routes are the template's `Api` events (`POST /v1/telemetry`, `POST /v1/logs`), also under the
 stage prefix the deployed URL has (`/live/v1/logs`). A body is passed base64-encoded
@@ -47,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 from waitress.task import hop_by_hop
 
 from signals.local.http import BackgroundWsgiServer
+from signals.local.loopback import foreign_request, refusal_message
 from signals.local.template import ACCOUNT_ID
 from signals.local.wiring import ApiRoute
 
@@ -141,6 +146,9 @@ class IngestApi(BackgroundWsgiServer):
         return [] if method == "HEAD" else [data]
 
     def _answer(self, environ: dict[str, Any], method: str, request_id: str) -> _Answer:
+        foreign = foreign_request(environ)  # a browser page elsewhere, or a DNS-rebound name: nothing runs
+        if foreign is not None:
+            return _error(403, refusal_message(foreign))
         declared = environ.get("CONTENT_LENGTH")  # waitress sets it for a chunked body too, once read
         if declared is None and method in BODY_METHODS:
             return _error(411, "Length Required")

@@ -46,6 +46,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Response
 
+from signals.local.loopback import disable_moto_cors, loopback_only
+
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request")
 _URI_LABEL = re.compile(r"\{[^}]+\}")
 
@@ -485,6 +487,7 @@ class AwsGateway:
     """moto's server on a background thread, behind `intercept`ed handlers."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, models: WireModels | None = None) -> None:
+        disable_moto_cors()  # before moto's server module is imported (signals.local.loopback)
         from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 (moto is heavy; loaded by the stack only)
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -495,7 +498,7 @@ class AwsGateway:
         self._dispatcher = DomainDispatcherApplication(_create_app)
         self._app = GatewayApp(self._dispatcher, self._interceptors, self._models)
         self._server: BaseWSGIServer = make_server(
-            host, port, self._app, threaded=True, request_handler=MotoRequestHandler
+            host, port, loopback_only(self._app), threaded=True, request_handler=MotoRequestHandler
         )
         self._thread: threading.Thread | None = None
 

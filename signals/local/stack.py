@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -470,7 +471,7 @@ class LocalStack:
 
     def _write_state(self) -> None:
         path = local_state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new $SIGNALS_HOME: owner only
         state = {
             "aws_endpoint_url": self._aws_endpoint,
             "api_endpoint": self.api_url,
@@ -485,10 +486,24 @@ class LocalStack:
             # ... and the compactor's (hourly in AWS): every local schedule runs at this period.
             "compactor_interval_s": self.settings.timings.reconcile_seconds,
         }
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=2) + "\n")
-        temporary.replace(path)
+        write_private(path, json.dumps(state, indent=2) + "\n")
         self._state_path = path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` by `text`, readable and writable by its owner only (0600) from its creation.
+
+    The state file holds the API key and the endpoints: it is written to a fresh temporary file that
+    `mkstemp` creates with mode 0600 (no moment where another user could open it), then renamed over
+    `path` atomically, so a reader sees the old file or the new one, never half of one."""
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

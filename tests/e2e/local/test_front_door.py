@@ -193,7 +193,7 @@ def test_exactly_the_limit_is_accepted(api: IngestApi, recorder: Recorder) -> No
 
 @pytest.mark.parametrize("method", ["OPTIONS", "GET", "PUT", "DELETE"])
 def test_unrouted_methods_are_missing_authentication_token(api: IngestApi, recorder: Recorder, method: str) -> None:
-    raw = exchange(api, request(method, None, "Origin: https://example.com", "Access-Control-Request-Method: POST",
+    raw = exchange(api, request(method, None, "Origin: http://localhost:3000", "Access-Control-Request-Method: POST",
                                 "Content-Length: 0", "Connection: close"))
     (answer,) = responses(raw)
     assert_api_gateway_error(answer, 403, "Missing Authentication Token", "MissingAuthenticationTokenException")
@@ -238,7 +238,7 @@ def test_unknown_path_wrong_key_and_failed_function(api: IngestApi, recorder: Re
 ])
 def test_framing_waitress_refuses_is_json_too(api: IngestApi, recorder: Recorder, framing: str, status: int,
                                               message: str) -> None:
-    raw = exchange(api, f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n{framing}\r\n\r\n".encode())
+    raw = exchange(api, f"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {KEY}\r\n{framing}\r\n\r\n".encode())
     (answer,) = responses(raw)
     assert answer[0] == status
     assert answer[1]["content-type"] == "application/json"

@@ -56,7 +56,7 @@ def test_chunked_posts_land_every_event(stack: LocalStack, env: Environment) -> 
     raw_body = json.dumps(rest).encode()
     chunks = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (raw_body[:10], raw_body[10:]))
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nx-api-key: " + API_KEY.encode()
+        sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: " + API_KEY.encode()
                      + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                      + chunks + b"0\r\n\r\n")
         received = b""
@@ -75,7 +75,7 @@ def test_content_length_minus_one_is_refused_and_stores_nothing(stack: LocalStac
     invocations, stored = ingester.invocations, records_in(stack)
     body = json.dumps([event("minus-one", "minus-one-lock")]).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nx-api-key: " + API_KEY.encode()
+        sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: " + API_KEY.encode()
                      + b"\r\nContent-Type: application/json\r\nContent-Length: -1\r\n\r\n" + body)
         sock.settimeout(10)
         received = b""
@@ -181,3 +181,28 @@ def test_the_banners_curl_then_query_shows_the_row(stack: LocalStack, signals_ho
                                capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0, completed.stderr
     assert re.search(r"^d1\s+\|\s+bolt_changed\s+\|\s+80\s*$", completed.stdout, re.MULTILINE), completed.stdout
+
+
+def test_the_stack_answers_only_this_machine_and_its_state_file_is_owner_only(
+    stack: LocalStack, signals_home: Path
+) -> None:
+    import stat  # noqa: PLC0415 (this test only)
+
+    state = signals_home / "local-stack.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600  # it holds the API key and the endpoints
+    for url in (stack.api_url, stack.aws_endpoint_url):
+        port = int(url.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.putrequest("POST", "/moto-api/reset" if url == stack.aws_endpoint_url else "/v1/telemetry",
+                                  skip_host=True)
+            for name, value in (("Host", f"attacker.com:{port}"), ("Content-Type", "text/plain"),
+                                ("x-api-key", API_KEY), ("Content-Length", "2")):
+                connection.putheader(name, value)
+            connection.endheaders(b"[]")
+            answer = connection.getresponse()
+            assert answer.status == 403, url
+            assert "is not a loopback name or address" in json.loads(answer.read())["message"]
+        finally:
+            connection.close()
+    assert stack.client("s3").list_buckets()["Buckets"]  # the refused reset wiped nothing

@@ -11,19 +11,11 @@
    next run's S3 requests are counted at the endpoint (objects read and written per bucket), with
    H = 10 and H = 100: a run should read and write that day only, the same at both sizes.
 
-    .venv/bin/python bench/compactor.py [--files 20] [--rows 5000] [--dup-pct 10] [--runs 3]
+    .venv/bin/python bench/compactor_bench.py [--files 20] [--rows 5000] [--dup-pct 10] [--runs 3]
                                         [--history 10,100]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as `python bench/compactor.py`, this file's directory comes first on sys.path and its name
-# would shadow the `compactor` package it measures.
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import io
@@ -35,6 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
