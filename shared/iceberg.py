@@ -196,3 +196,48 @@ def glue_catalog(name: str, *, region: str, endpoint_url: str | None = None, cre
             if frozen.token:
                 properties[f"{service}.session-token"] = frozen.token
     return GlueCatalog(name, client=glue, **properties)
+
+
+# --- the compactor's schema guard ------------------------------------------------------------------
+
+#: Column parameters Iceberg's Glue catalogs (Athena's, pyiceberg's) write on a table's Glue columns.
+GLUE_FIELD_ID: Final = "iceberg.field.id"
+GLUE_FIELD_CURRENT: Final = "iceberg.field.current"
+
+
+def schema_fingerprint(columns: Mapping[str, tuple[int | None, str]]) -> str:
+    return ledger.columns_fingerprint((fid or 0, name, kind.lower()) for name, (fid, kind) in columns.items())
+
+
+def live_schema_mismatch(table: IcebergTable, glue_table: Mapping[str, Any]) -> str | None:
+    """Why the live table (Glue `GetTable`'s description) cannot take the MERGE this code writes, or None.
+
+    Every column the code writes must be in the table's current schema with the ledger's field id (when
+    Glue shows ids) and type. Columns the table has beyond those (tombstoned, or added by hand) do not
+    matter to the MERGE, which names its columns.
+    """
+    from shared.schema import glue_type  # noqa: PLC0415
+
+    ids = field_ids(table)
+    expected = {spec.name: (ids[spec.name], glue_type(spec.kind)) for spec in table.fields}
+    live: dict[str, tuple[int | None, str]] = {}
+    for column in (glue_table.get("StorageDescriptor") or {}).get("Columns") or []:
+        params = column.get("Parameters") or {}
+        if str(params.get(GLUE_FIELD_CURRENT, "true")).lower() == "false":
+            continue
+        field_id = params.get(GLUE_FIELD_ID)
+        live[str(column["Name"])] = (int(field_id) if field_id is not None else None, str(column["Type"]))
+    problems = []
+    for name, (field_id, kind) in expected.items():
+        have = live.get(name)
+        if have is None:
+            problems.append(f"{name} (id {field_id}) is missing")
+        elif have[1].lower() != kind:
+            problems.append(f"{name} is {have[1]}, the ledger says {kind}")
+        elif have[0] is not None and have[0] != field_id:
+            problems.append(f"{name} has id {have[0]}, the ledger {field_id}")
+    if not problems:
+        return None
+    seen = {name: (live[name][0], live[name][1]) for name in expected if name in live}
+    return (f"schema fingerprint {schema_fingerprint(seen)} of the live table is not the ledger's "
+            f"{schema_fingerprint(expected)}: {'; '.join(problems)}")
