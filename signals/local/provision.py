@@ -9,7 +9,9 @@ local effect and are skipped. Firehose streams are served by the stand-in (signa
 A Glue table declared with `OpenTableFormatInput.IcebergInput` (the compacted and audit tables) is
 created the way CloudFormation creates it: as an Iceberg table with its first metadata file, here by
 pyiceberg's Glue catalog on the embedded AWS, with the declared schema, field ids, partition spec,
-format version and properties (`shared.iceberg` converts the declaration). moto ignores partition
+format version and properties (`shared.iceberg` converts the declaration), then brought to the
+field-id ledger as `signals schema apply` brings a deployed one (template.yaml declares the schema a
+table was created with; columns added since come from the ledger, with its ids). moto ignores partition
 projection (`projection.*` parameters of quarantine_records): the table is created as declared and
 the local query engine must compute its partitions from those parameters.
 """
@@ -162,7 +164,7 @@ def _glue(wiring: Wiring, glue: Any) -> None:
     if iceberg:
         catalog = iceberg_catalog(template.endpoint, template.region, glue)
         for declaration in iceberg:
-            create_iceberg_table(catalog, declaration)
+            evolve_to_ledger(create_iceberg_table(catalog, declaration), declaration.name)
 
 
 def create_iceberg_table(catalog: Any, declaration: IcebergDeclaration) -> Any:
@@ -174,6 +176,21 @@ def create_iceberg_table(catalog: Any, declaration: IcebergDeclaration) -> Any:
         partition_spec=partition_spec_from_fields(declaration.partition_fields),
         properties={**declaration.properties, "format-version": declaration.format_version},
     )
+
+
+def evolve_to_ledger(table: Any, name: str) -> None:
+    """After the CREATE (the ledger's `created` schema), what a deploy's `signals schema apply` adds:
+    the columns the field-id ledger assigned since, with its ids (a no-op while nothing was added)."""
+    from shared.ledger import load  # noqa: PLC0415
+    from signals.schema.apply import apply_iceberg  # noqa: PLC0415
+    from signals.schema.evolution import iceberg_tables  # noqa: PLC0415
+
+    spec = next((t for t in iceberg_tables() if t.name == name), None)
+    if spec is None:
+        return
+    report = apply_iceberg(table, load().table(name), spec, dry_run=False)
+    if report.errors:
+        raise TemplateError(f"{name}: the created table cannot take the ledger's columns: {report.errors}")
 
 
 def _without_catalog(database_input: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,6 @@ def plan_iceberg(live_schema: Any, live_last_column_id: int, expected: LedgerTab
     plan = IcebergPlan()
     wanted = expected.schema()
     live_by_id = {f.field_id: f for f in live_schema.fields}
-    wanted_ids = {f.field_id for f in wanted.fields}
     for want in wanted.fields:
         live = live_by_id.get(want.field_id)
         if live is None:
@@ -89,7 +88,8 @@ def plan_iceberg(live_schema: Any, live_last_column_id: int, expected: LedgerTab
                                    f"last-column-id is {live_last_column_id}: it was dropped outside the ledger")
             continue
         if live.name != want.name:
-            plan.errors.append(f"id {want.field_id} is {live.name!r} in the table, {want.name!r} in the ledger")
+            plan.errors.append(f"id {want.field_id} is {live.name!r} in the table, {want.name!r} in the ledger: "
+                               f"{want.name} cannot be added with its id")
             continue
         if _type_name(live.field_type) != _type_name(want.field_type):
             if (_type_name(live.field_type), _type_name(want.field_type)) in PROMOTIONS:
@@ -97,8 +97,9 @@ def plan_iceberg(live_schema: Any, live_last_column_id: int, expected: LedgerTab
             else:
                 plan.errors.append(f"{want.name} (id {want.field_id}) is {live.field_type} in the table, "
                                    f"{want.field_type} in the ledger: not a promotion Iceberg allows")
+    wanted_names = {f.field_id: f.name for f in wanted.fields}
     for live in live_schema.fields:
-        if live.field_id not in wanted_ids:
+        if wanted_names.get(live.field_id) != live.name:
             plan.drift.append(f"column {live.name} (id {live.field_id}, {live.field_type}) is not in the ledger "
                               "(added outside it): left as it is; add it to shared/schema.py with "
                               "`signals schema suggest` or drop it by hand")
