@@ -5,7 +5,7 @@ For one (table, day), in order, each a query on the workgroup:
 1. the stats select (what the day holds, what the MERGE will change; read before it runs),
 2. the conflicts MERGE into `duplicate_conflicts` (a conflict already on record is not added again),
 3. the compacted table's MERGE (insert absent keys, replace a later copy by an earlier one),
-4. the day's data-file count (`$files`), and `OPTIMIZE ... REWRITE DATA USING BIN_PACK` for that day
+4. the day's data-file count (`$partitions`' file_count), and `OPTIMIZE ... REWRITE DATA USING BIN_PACK` for that day
    when it exceeds MAX_FILES_PER_DAY.
 
 Each query is polled with exponential backoff. A FAILED or CANCELLED query, or a throttled
