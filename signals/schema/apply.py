@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shared.iceberg import IcebergTable
+from shared.iceberg import IcebergTable, ledger_schema
 from shared.ledger import LedgerTable
 from shared.ledger import load as load_ledger
 from shared.schema import TABLES, CompactedTableSpec, TableSpec, glue_columns
@@ -76,7 +76,7 @@ def _type_name(field_type: Any) -> str:
 def plan_iceberg(live_schema: Any, live_last_column_id: int, expected: LedgerTable) -> IcebergPlan:
     """What `apply` would do to a live table (pyiceberg Schema) to make it the ledger's."""
     plan = IcebergPlan()
-    wanted = expected.schema()
+    wanted = ledger_schema(expected)
     live_by_id = {f.field_id: f for f in live_schema.fields}
     for want in wanted.fields:
         live = live_by_id.get(want.field_id)
