@@ -35,10 +35,11 @@ from here); `shared.iceberg` turns a ledger table into pyiceberg's objects.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -127,10 +128,28 @@ def parse(text: str) -> Ledger:
     return Ledger({name: LedgerTable.from_json(name, table) for name, table in data["tables"].items()})
 
 
-@functools.cache
+_override: list[Ledger] = []
+
+
 def load() -> Ledger:
-    """The committed ledger (read once per process)."""
+    """The committed ledger (read once per process), or the one `proposed` puts in its place."""
+    return _override[-1] if _override else _committed()
+
+
+@functools.cache
+def _committed() -> Ledger:
     return parse(LEDGER_PATH.read_text())
+
+
+@contextlib.contextmanager
+def proposed(ledger: Ledger) -> Iterator[None]:
+    """Within the block, `load()` is this ledger: what a proposed schema change renders as
+    (`signals schema suggest` renders template.yaml with the ids it proposes)."""
+    _override.append(ledger)
+    try:
+        yield
+    finally:
+        _override.pop()
 
 
 def dumps(data: Mapping[str, Any]) -> str:
