@@ -54,6 +54,10 @@ class OutputObjects:
                                 Metadata=dict(metadata or {}))
 
 
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
 class ProcessingRecords:
     """The registry table's raw processing records (item design: shared.registry_keys)."""
 

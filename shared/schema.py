@@ -358,6 +358,10 @@ def _compacted(source: TableSpec) -> CompactedTableSpec:
 
 
 COMPACTED_TABLES: Final[tuple[CompactedTableSpec, ...]] = tuple(_compacted(t) for t in TABLES)
+#: Columns removed from a compacted or audit table, by table name: tombstoned in the field-id ledger
+#: (shared/iceberg_ids.json). Their ids are never reused and their columns stay in the deployed tables
+#: with the values already written; the pipeline writes null from then on (docs/schema-evolution.md).
+RETIRED_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {}
 COMPACTED_BY_TYPE: Final[Mapping[str, CompactedTableSpec]] = {t.type_value: t for t in COMPACTED_TABLES}
 COMPACTED_BY_NAME: Final[Mapping[str, CompactedTableSpec]] = {t.name: t for t in COMPACTED_TABLES}
 
@@ -433,6 +437,8 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
 AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS)
 #: The quarantine bucket's JSON lines as a Glue table in the audit database (partition projection).
 QUARANTINE_RECORDS_TABLE: Final = "quarantine_records"
+#: The parser's drift counts (parser.drift) as a Glue table in the audit database (partition projection).
+SCHEMA_DRIFT_TABLE: Final = "schema_drift"
 
 
 def compacted_glue_columns(table: CompactedTableSpec | AuditTableSpec) -> list[dict[str, str]]:

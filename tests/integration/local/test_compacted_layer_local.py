@@ -18,7 +18,14 @@ from shared.iceberg import (
     pyiceberg_schema,
     schema_from_fields,
 )
-from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, alerts_database, audit_database
+from shared.schema import (
+    AUDIT_TABLES,
+    COMPACTED_TABLES,
+    QUARANTINE_RECORDS_TABLE,
+    SCHEMA_DRIFT_TABLE,
+    alerts_database,
+    audit_database,
+)
 from signals.local.gateway import AwsGateway
 from signals.local.provision import iceberg_catalog, iceberg_declaration, provision
 from signals.local.runtime import LocalFunction
@@ -60,7 +67,7 @@ def test_every_declared_table_exists_in_its_database(embedded: Embedded) -> None
     alerts = {t["Name"]: t for t in glue.get_tables(DatabaseName=alerts_database("local"))["TableList"]}
     audit = {t["Name"]: t for t in glue.get_tables(DatabaseName=audit_database("local"))["TableList"]}
     assert sorted(alerts) == sorted(t.name for t in COMPACTED_TABLES)
-    assert sorted(audit) == sorted([*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE])
+    assert sorted(audit) == sorted([*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE, SCHEMA_DRIFT_TABLE])
     for table in ICEBERG:
         glue_table = (alerts if table in COMPACTED_TABLES else audit)[table.name]
         assert glue_table["Parameters"]["table_type"] == "ICEBERG"
@@ -133,3 +140,31 @@ def test_an_iceberg_declaration_without_a_schema_fails_loudly() -> None:
         iceberg_declaration(bare)
     hive = Resource("Hive", "AWS::Glue::Table", {"DatabaseName": "db", "TableInput": {"Name": "t"}}, {})
     assert iceberg_declaration(hive) is None
+
+
+def test_the_local_stack_refuses_the_hive_map_declaration_and_provisions_nothing() -> None:
+    """The declaration of issue 18 (a map column typed `map<string,string>`): Glue takes an Iceberg
+    JSON type, so the embedded AWS must refuse it too, naming the resource, table and field."""
+    gateway = AwsGateway("127.0.0.1", free_port())
+    gateway.start()
+    gateway.reset()
+    try:
+        document = load_template(find_template())
+        lock = document["Resources"]["CompactedTableLock"]["Properties"]["OpenTableFormatInput"]["IcebergInput"]
+        for field in lock["IcebergTableInput"]["Schema"]["Fields"]:
+            if field["Name"] == "attributes":
+                field["Type"] = "map<string,string>"
+        template = ResolvedTemplate(document, parameters={"Environment": "local"},
+                                    stack_name="signals-pipeline-local", endpoint=gateway.url)
+        world = Embedded(gateway, read_wiring(template))
+        with pytest.raises(TemplateError) as refused:
+            provision(world.wiring, world.client, LocalTimings())
+        message = str(refused.value)
+        assert "CompactedTableLock" in message
+        assert "telemetry_alerts_local.int_lock_compacted_daily" in message
+        assert "field attributes" in message
+        assert "map<string,string>" in message
+        assert world.client("s3").list_buckets()["Buckets"] == []
+        assert world.client("glue").get_databases()["DatabaseList"] == []
+    finally:
+        gateway.stop()
