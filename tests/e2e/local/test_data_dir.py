@@ -236,3 +236,120 @@ def test_the_cli_reports_what_a_kill_lost_in_words(
     assert f"signals local: data directory {data}" in text
     assert "did not stop cleanly" in text
     assert "state saved in" in text
+
+
+# --- park and replay across a code upgrade -------------------------------------------------------
+
+THERMOSTAT_TYPE = '''    VIDEO_DOORBELL = "video_doorbell"
+    THERMOSTAT = "thermostat"
+'''
+THERMOSTAT_FIELDS = '''        FieldSpec("night_mode", Kind.BOOL, "Infrared night mode on."),
+    ),
+    DeviceType.THERMOSTAT: (
+        _BATTERY,
+        FieldSpec("setpoint_c", Kind.FLOAT, "Target temperature, degrees Celsius."),
+    ),
+}'''
+
+
+def upgraded_checkout(target: Path) -> Path:
+    """This checkout with a `thermostat` device type added to shared/schema.py and template.yaml regenerated."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in files.decode().split("\0"):
+        source = ROOT / name
+        if name and source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_bytes(source.read_bytes())
+    schema = target / "shared" / "schema.py"
+    text = schema.read_text()
+    text = text.replace('    VIDEO_DOORBELL = "video_doorbell"\n', THERMOSTAT_TYPE, 1)
+    text = text.replace('''        FieldSpec("night_mode", Kind.BOOL, "Infrared night mode on."),
+    ),
+}''', THERMOSTAT_FIELDS, 1)
+    assert "THERMOSTAT" in text
+    assert "DeviceType.THERMOSTAT" in text
+    schema.write_text(text)
+    subprocess.run([sys.executable, "-m", "deploy.glue_columns", "--write"], cwd=target, check=True,
+                   env={**os.environ, "PYTHONPATH": str(target)})
+    return target
+
+
+def signals_in(checkout: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from signals.cli import main; sys.exit(main())", *args],
+        check=False, cwd=checkout, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SIGNALS_HOME": str(home), "PYTHONPATH": str(checkout)})
+
+
+def test_parked_events_are_replayed_once_after_the_type_is_added(
+        tmp_path: Path, home: Path, child_stacks: list[subprocess.Popen[bytes]]) -> None:
+    data = tmp_path / "data"
+    thermostats = [{**event, "device_type": "thermostat", "setpoint_c": 21.5}
+                   for event in events("park-t", 12)]
+    for event in thermostats:
+        event.pop("battery_pct")
+    with LocalStack(settings(data)) as stack:
+        reply = send(stack.api_url, events("park-l", 8) + thermostats)
+        assert reply["accepted"] == 20
+        assert reply["rejected"] == []
+        assert [entry["index"] for entry in reply["parked"]] == list(range(8, 20))
+        assert stack.wait_until_drained(60, flush_firehose=True)
+        env = resolve("local")
+        assert counts(env, "park-l")[0] == (8, 8)
+        # Before the schema knows the type, the redrive finds them, cures nothing and sends nothing.
+        before = signals_in(ROOT, home, "redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local")
+        assert before.returncode == 0, before.stderr
+        assert "12 quarantined record(s) with reason unknown_device_type in 1 file(s)" in before.stdout
+        assert "device types the schema does not know yet: thermostat 12" in before.stdout
+        assert "nothing the current schema cures: nothing sent" in before.stdout
+
+    checkout = upgraded_checkout(tmp_path / "upgraded")
+    log = tmp_path / "child.log"
+    child, _api = start_child(data, home, log, cwd=checkout, started=child_stacks)
+    env = resolve("local")
+
+    replay = signals_in(checkout, home, "redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local")
+    assert replay.returncode == 0, replay.stderr
+    assert "pass with the current schema: 12 (thermostat 12)" in replay.stdout
+    assert "sent 1 of 1 raw object(s) to the redrive queue" in replay.stdout
+
+    def replayed() -> bool:
+        rows = sql(env, "SELECT count(*) FROM telemetry_thermostat_flat WHERE device_id = 'park-t-dev'").rows
+        return bool(rows[0][0] == 12)
+
+    assert wait_for(replayed, timeout=60, interval=1.0), log.read_text()[-3000:]
+    assert wait_for(lambda: not any(k.startswith("quarantine/") for k in lake_keys_of(env)), timeout=30)
+    compact = signals_in(checkout, home, "compact", "--env", "local")
+    assert compact.returncode == 0, compact.stdout + compact.stderr
+
+    def once() -> tuple[Any, ...]:
+        verified = sql(env, "SELECT count(*), count(DISTINCT event_id), min(setpoint_c) FROM telemetry_thermostat_flat "
+                            "WHERE device_id = 'park-t-dev'").rows[0]
+        compacted = sql(env, "SELECT count(*) FROM telemetry_alerts_local.int_thermostat_compacted_daily "
+                             "WHERE device_id = 'park-t-dev'").rows[0]
+        locks = sql(env, "SELECT count(*), count(DISTINCT event_id) FROM telemetry_lock_flat "
+                         "WHERE device_id = 'park-l-dev'").rows[0]
+        lineage = sql(env, "SELECT count(DISTINCT source_key), min(source_line), max(source_line) "
+                           "FROM telemetry_thermostat_flat WHERE device_id = 'park-t-dev'").rows[0]
+        return verified, compacted, locks, lineage
+
+    first = once()
+    # Each thermostat event once, with its value and its lineage to its own raw line (9..20); the lock
+    # rows of the re-parsed object were overwritten under the same names, not added again.
+    assert first == ((12, 12, 21.5), (12,), (8, 8), (1, 9, 20))
+
+    again = signals_in(checkout, home, "redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local")
+    assert again.returncode == 0, again.stderr
+    assert "0 quarantined record(s) with reason unknown_device_type" in again.stdout
+    assert "nothing to replay" in again.stdout
+    assert signals_in(checkout, home, "compact", "--env", "local").returncode == 0
+    assert once() == first
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(120) == 0, log.read_text()[-3000:]
+
+
+def lake_keys_of(env: Environment) -> list[str]:
+    s3 = env.client("s3")
+    bucket = env.output(Output.QUARANTINE_BUCKET)
+    return [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])]
