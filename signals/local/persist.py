@@ -197,8 +197,16 @@ def _restore_key(cls: Any, digest: str, state: dict[str, Any]) -> Any:
     return key
 
 
+def _restore_versions(cls: Any, pairs: list[tuple[str, list[Any]]]) -> Any:
+    """moto's versioned key store from every version of every key (see `_Pickler`)."""
+    store = cls()
+    for name, versions in pairs:
+        dict.__setitem__(store, name, versions)
+    return store
+
+
 class _Pickler(pickle.Pickler):
-    """Locks as new locks, S3 object bodies as blob files (written once per content)."""
+    """Locks as new locks, S3 object bodies as blob files (written once per content), every S3 version."""
 
     def __init__(self, file: io.BytesIO, blobs: Path, cache: dict[int, tuple[Any, str]],
                  referenced: set[str]) -> None:
@@ -207,14 +215,20 @@ class _Pickler(pickle.Pickler):
         self._cache = cache
         self._referenced = referenced
         from moto.s3.models import FakeKey  # noqa: PLC0415
+        from moto.s3.utils import _VersionedKeyStore  # noqa: PLC0415
 
         self._key_type = FakeKey
+        self._versions_type = _VersionedKeyStore
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, _LOCK_TYPES):
             return (threading.RLock if "RLock" in type(obj).__name__ else threading.Lock), ()
         if isinstance(obj, weakref.WeakValueDictionary):  # a cache (Lambda's): not state
             return weakref.WeakValueDictionary, ()
+        if isinstance(obj, self._versions_type):
+            # A dict whose items() yields only each key's latest version: pickled as a dict, a bucket
+            # would come back without its older versions. Every version's list is kept instead.
+            return _restore_versions, (type(obj), [(name, dict.__getitem__(obj, name)) for name in dict.keys(obj)])
         if isinstance(obj, self._key_type):
             state = obj.__dict__.copy()
             state.pop("_value_buffer", None)
