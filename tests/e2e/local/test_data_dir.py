@@ -253,7 +253,7 @@ THERMOSTAT_FIELDS = '''        FieldSpec("night_mode", Kind.BOOL, "Infrared nigh
 
 
 def upgraded_checkout(target: Path) -> Path:
-    """This checkout with a `thermostat` device type added to shared/schema.py and template.yaml regenerated."""
+    """This checkout with a `thermostat` device type added to shared/schema.py, the ledger and template.yaml."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
     for name in files.decode().split("\0"):
         source = ROOT / name
@@ -269,8 +269,12 @@ def upgraded_checkout(target: Path) -> Path:
     assert "THERMOSTAT" in text
     assert "DeviceType.THERMOSTAT" in text
     schema.write_text(text)
+    environment = {**os.environ, "PYTHONPATH": str(target)}
+    # A schema release: the field-id ledger records the new tables' ids, then the template is regenerated.
+    subprocess.run([sys.executable, "-c", "import sys; from signals.cli import main; sys.exit(main())",
+                    "schema", "check", "--write"], cwd=target, check=True, env=environment, capture_output=True)
     subprocess.run([sys.executable, "-m", "deploy.glue_columns", "--write"], cwd=target, check=True,
-                   env={**os.environ, "PYTHONPATH": str(target)})
+                   env=environment, capture_output=True)
     return target
 
 
