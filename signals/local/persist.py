@@ -184,6 +184,9 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 _LOCK_TYPES: Final = (type(threading.Lock()), type(threading.RLock()))
 #: The blob directory of the snapshot being loaded (`_restore_key` runs inside pickle.load).
 _LOADING: dict[str, Path] = {}
+#: The keys `_restore_key` made and their blobs' digests, so the first snapshot after a start does
+#: not read and hash every body again.
+_RESTORED: list[tuple[Any, str]] = []
 
 
 def _blob_path(root: Path, digest: str) -> Path:
@@ -194,6 +197,7 @@ def _restore_key(cls: Any, digest: str, state: dict[str, Any]) -> Any:
     """A moto S3 key from its state and its body's blob (the inverse of `_Pickler` for keys)."""
     key = cls.__new__(cls)
     key.__setstate__({**state, "value": _blob_path(_LOADING["blobs"], digest).read_bytes()})
+    _RESTORED.append((key, digest))
     return key
 
 
@@ -393,6 +397,9 @@ class DataDir:
                     self._services[service] = data
             finally:
                 _LOADING.clear()
+                for key, digest in _RESTORED:
+                    self._blob_cache[id(key)] = (weakref.ref(key), digest)
+                _RESTORED.clear()
             self._s3_blobs = set(snapshot.get("s3_blobs", ()))
             seq = int(snapshot["seq"])
             report.restored = True
@@ -443,7 +450,9 @@ class DataDir:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # Every `interval`, or ten times the last snapshot's duration when that is longer: snapshots
+        # of a large lake take at most a tenth of the time (Firehose's records are journaled anyway).
+        while not self._stop.wait(max(self.interval, 10 * self.last_snapshot_s)):
             try:
                 self.snapshot()
             except Exception:
