@@ -331,6 +331,7 @@ class DataDir:
         self._snapshot_lock = threading.Lock()
         self.snapshots = 0
         self.last_snapshot_s = 0.0
+        self._previous_clean = True
 
     @property
     def snapshot_path(self) -> Path:
@@ -343,8 +344,19 @@ class DataDir:
     def has_state(self) -> bool:
         return self.snapshot_path.exists()
 
+    def check_free(self) -> None:
+        """Refuse a directory a running stack uses (its pid in meta.json, alive, not stopped)."""
+        meta = self.meta()
+        other = meta.get("pid")
+        if not meta.get("clean_stop", True) and isinstance(other, int) and other != os.getpid():
+            from signals.env import pid_alive  # noqa: PLC0415
+
+            if pid_alive(other):
+                raise RuntimeError(f"{self.path} is in use by a running local stack (pid {other})")
+
     def wipe(self) -> None:
         """`--fresh`: remove what an earlier stack kept (only the files this module writes)."""
+        self.check_free()
         for name in (SNAPSHOT, JOURNAL, META, SNAPSHOT + ".tmp", JOURNAL.replace(".jsonl", ".tmp")):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.blobs, ignore_errors=True)
@@ -372,14 +384,10 @@ class DataDir:
         self.path.mkdir(parents=True, exist_ok=True)
         report = RestoreReport()
         buffers: dict[str, list[tuple[list[bytes], float | None]]] = {}
+        self.check_free()
         meta = self.meta()
+        self._previous_clean = bool(meta.get("clean_stop", True))
         seq = 0
-        other = meta.get("pid")
-        if not meta.get("clean_stop", True) and isinstance(other, int) and other != os.getpid():
-            from signals.env import pid_alive  # noqa: PLC0415
-
-            if pid_alive(other):
-                raise RuntimeError(f"{self.path} is in use by a running local stack (pid {other})")
         if self.has_state():
             if meta.get("format", FORMAT) != FORMAT:
                 raise RuntimeError(f"{self.path}: data directory format {meta.get('format')} is not {FORMAT}; "
@@ -514,9 +522,12 @@ class DataDir:
             self._thread = None
         if self.journal is None:
             return
-        if self._gate is not None:
-            self.snapshot(force=True)
-            self._collect_blobs()
+        if self._gate is None:  # the start failed before snapshots began: what is on disk stays as it was
+            self.journal.close()
+            self._write_meta(clean_stop=self._previous_clean)
+            return
+        self.snapshot(force=True)
+        self._collect_blobs()
         self.journal.close()
         self._write_meta(clean_stop=True, stopped_at=time.time())
 

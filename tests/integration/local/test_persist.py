@@ -131,3 +131,22 @@ def test_a_torn_last_journal_line_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     path.write_text('{"seq": 1, "service": "s3", "op": "PUT"}\n{"seq": 2, "serv')
     assert [entry["seq"] for entry in read_journal(path)] == [1]
+
+
+def test_a_directory_a_running_stack_uses_is_refused_even_with_fresh(tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "meta.json").write_text(json.dumps({"format": 1, "pid": other.pid, "clean_stop": False}))
+        (tmp_path / "snapshot.pickle").write_bytes(b"kept")
+        with pytest.raises(RuntimeError, match=f"in use by a running local stack \\(pid {other.pid}\\)"):
+            DataDir(tmp_path).wipe()
+        with pytest.raises(RuntimeError, match="in use"):
+            DataDir(tmp_path).restore("digest")
+        assert (tmp_path / "snapshot.pickle").read_bytes() == b"kept"
+    finally:
+        other.kill()
+        other.wait()
