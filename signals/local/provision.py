@@ -237,11 +237,25 @@ def _glue(wiring: Wiring, glue: Any) -> list[str]:
             glue.create_table(DatabaseName=database, TableInput=table_input)
         else:
             report += _column_difference(f"{database}.{live['Name']}", live, table_input)
+            report += _verified_plan(glue, database, str(live["Name"]))
     if iceberg:
         catalog = iceberg_catalog(template.endpoint, template.region, glue)
         for declaration in iceberg:
             evolve_to_ledger(create_iceberg_table(catalog, declaration), declaration.name)
     return report
+
+
+def _verified_plan(glue: Any, database: str, name: str) -> list[str]:
+    """For a kept verified table: what `signals schema apply` would change (its own dry run: columns
+    against shared.schema, and the partitions whose column lists are stale)."""
+    from shared.schema import TABLES  # noqa: PLC0415
+    from signals.schema.apply import apply_verified  # noqa: PLC0415
+
+    spec = next((t for t in TABLES if t.name == name), None)
+    if spec is None:
+        return []
+    return [f"signals schema apply would: {line}" for line in
+            apply_verified(glue, database, spec, dry_run=True).lines()]
 
 
 def _glue_table(glue: Any, database: str, name: str) -> dict[str, Any] | None:
