@@ -378,6 +378,21 @@ class _Interceptors:
             return list(self._by_service.get(service, ()))
 
 
+class Recorder:
+    """What a data directory needs from the gateway (signals.local.persist): a gate and a journal.
+
+    Every request that may change one of `services` (as moto answers it) runs inside `gate.shared()`
+    and is noted by `note(service, operation, method, path)` first.
+    """
+
+    def __init__(self, services: Iterable[str], gate: Any, note: Callable[[str, str | None, str, str], None],
+                 mutating: Callable[[str, str | None, str], bool]) -> None:
+        self.services = frozenset(services)
+        self.gate = gate
+        self.note = note
+        self.mutating = mutating
+
+
 class GatewayApp:
     """A WSGI app: the interceptors first, then moto's own dispatcher."""
 
@@ -385,11 +400,17 @@ class GatewayApp:
         self._moto = moto_app
         self._interceptors = interceptors
         self._models = models or WireModels()
+        self.recorder: Recorder | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         signing_name = service_of(_headers_of(environ))
         candidates = self._interceptors.for_service(signing_name)
-        if signing_name is None or not (candidates or signing_name in LEGACY_JSON):
+        recorder = self.recorder
+        # A data directory journals changing requests of the services it keeps; reads (GET, HEAD: no
+        # S3 read changes state) need no identification.
+        recording = (recorder is not None and signing_name in recorder.services
+                     and environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD", "OPTIONS"))
+        if signing_name is None or not (candidates or signing_name in LEGACY_JSON or recording):
             moto_result: Iterable[bytes] = self._moto(environ, start_response)
             return moto_result
         body = _read_body(environ)
@@ -404,9 +425,19 @@ class GatewayApp:
             if response is not None:
                 result: Iterable[bytes] = response(environ, start_response)
                 return result
+        if recording and recorder is not None and recorder.mutating(signing_name, request.operation, request.method):
+            with recorder.gate.shared():
+                recorder.note(signing_name, request.operation, request.method, request.path)
+                recorded: Iterable[bytes] = self._forward(request, environ, start_response)
+                return recorded
+        return self._forward(request, environ, start_response)
+
+    def _forward(self, request: AwsRequest, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """moto answers: in the request's protocol, or through the LEGACY_JSON translation where moto lacks it."""
         if request.operation_model is not None and request.protocol not in self._moto_protocols(request):
-            return self._in_motos_protocol(request)(environ, start_response)
-        moto_result = self._moto(environ, start_response)
+            translated: Iterable[bytes] = self._in_motos_protocol(request)(environ, start_response)
+            return translated
+        moto_result: Iterable[bytes] = self._moto(environ, start_response)
         return moto_result
 
     def _botocore_name(self, environ: dict[str, Any]) -> str | None:
@@ -501,6 +532,10 @@ class AwsGateway:
             host, port, loopback_only(self._app), threaded=True, request_handler=MotoRequestHandler
         )
         self._thread: threading.Thread | None = None
+        from signals.local.persist import Gate  # noqa: PLC0415
+
+        #: Changing requests share it while recording; a data-directory snapshot takes it alone.
+        self.gate = Gate()
 
     @property
     def port(self) -> int:
@@ -509,6 +544,10 @@ class AwsGateway:
     @property
     def url(self) -> str:
         return f"http://{self._server.server_address[0]!s}:{self.port}"
+
+    def record(self, recorder: Recorder | None) -> None:
+        """Gate and journal the requests that change the recorder's services (None: stop)."""
+        self._app.recorder = recorder
 
     def intercept(self, service: str, interceptor: Interceptor, *, operation: str | None = None) -> Callable[[], None]:
         """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover.
