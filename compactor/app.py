@@ -89,6 +89,7 @@ def publish(result: RunResult) -> None:
         ("rows_read", totals.verified_rows),
         ("rows_inserted", totals.inserted),
         ("rows_replaced", totals.replaced),
+        ("rows_refreshed", totals.refreshed),
         ("natural_duplicates", totals.natural_duplicates),
         ("conflicting_duplicates", totals.conflicting_duplicates),
         ("conflicts_recorded", totals.conflicts_recorded),

@@ -158,18 +158,19 @@ class LocalEngine:
             plan_rows = connection.sql(plan_sql).to_arrow_table()
             new_conflicts = connection.sql(conflicts_sql).to_arrow_table()
             replaced = int(stats["replaced"])
+            refreshed = int(stats["refreshed"])
             schema = working_schema(table.fields)
-            if replaced:
+            if replaced or refreshed:
                 connection.register("plan_rows", plan_rows)
                 columns = ", ".join(f'"{name}"' for name in table.column_names)
                 keep_sql = (f"SELECT {columns} FROM target_day t WHERE {key_sql(DUCKDB, table, 't')} NOT IN "
-                            f"(SELECT event_key FROM plan_rows WHERE action = 'replace') "
+                            f"(SELECT event_key FROM plan_rows WHERE action IN ('replace', 'refresh')) "
                             f"UNION ALL SELECT {columns} FROM plan_rows")
                 day_rows = conform(connection.sql(keep_sql).to_arrow_table(), schema)
         finally:
             connection.close()
         clock = self._lap("duckdb", clock)
-        if replaced:
+        if replaced or refreshed:
             compacted.overwrite(day_rows, overwrite_filter=day_filter)
         elif plan_rows.num_rows:
             compacted.append(conform(plan_rows, schema))
@@ -181,6 +182,7 @@ class LocalEngine:
             verified_rows=int(stats["verified_rows"]),
             inserted=int(stats["inserted"]),
             replaced=replaced,
+            refreshed=refreshed,
             natural_duplicates=int(stats["natural_duplicates"]),
             conflicting_duplicates=int(stats["conflicting_duplicates"]),
             conflicts_recorded=new_conflicts.num_rows,

@@ -82,6 +82,7 @@ class DayCounts:
     verified_rows: int = 0  # verified rows in the day, all copies
     inserted: int = 0  # kept rows added to the compacted table
     replaced: int = 0  # compacted rows replaced by an earlier copy that arrived later
+    refreshed: int = 0  # compacted rows re-derived: their own copy's verified file was rewritten (backfill)
     natural_duplicates: int = 0  # dropped copies with the kept one's content
     conflicting_duplicates: int = 0  # dropped copies with other content (see duplicate_conflicts)
     conflicts_recorded: int = 0  # of those, newly written to duplicate_conflicts by this run
@@ -449,7 +450,7 @@ class Compactor:
         now = self._clock()
         interval = timedelta(hours=self._settings.maintenance_interval_hours)
         changed = {r.unit.table.name: r.unit.table for r in result.days
-                   if r.outcome == SUCCEEDED and (r.counts.inserted or r.counts.replaced)}
+                   if r.outcome == SUCCEEDED and (r.counts.inserted or r.counts.replaced or r.counts.refreshed)}
         for name, table in sorted(changed.items()):
             previous = last.get(name)
             if previous and now - _parse_time(str(previous)) < interval:

@@ -316,9 +316,11 @@ class CompactedTableSpec:
     name: str
     source: TableSpec
     #: The column copies of one event share (`event_id`); None: the key is a fingerprint of
-    #: `content_columns` (OTLP records carry no id).
+    #: `identity_columns` (OTLP records carry no id).
     key_column: str | None
     description: str
+    #: The fingerprint's version when the key is one (`OTLP_FINGERPRINT_COLUMNS`); None for an id key.
+    fingerprint_version: int | None = None
 
     @property
     def type_value(self) -> str:
@@ -338,9 +340,38 @@ class CompactedTableSpec:
         return tuple(f.name for f in self.source.fields if f.name not in ARRIVAL_COLUMNS)
 
     @property
+    def identity_columns(self) -> tuple[str, ...]:
+        """What the fingerprint key hashes: the pinned column set of `fingerprint_version`.
+
+        Not `content_columns`: a column added to the table later (a promotion, a new OTLP field) is
+        content, compared between copies, but never identity, so a record parsed again or backfilled
+        under a newer schema keeps its key and stays one row.
+        """
+        if self.fingerprint_version is None:
+            raise ValueError(f"{self.name} keys on {self.key_column}, not on a fingerprint")
+        columns = OTLP_FINGERPRINT_COLUMNS[self.fingerprint_version]
+        missing = [name for name in columns if name not in self.source.column_names]
+        if missing:
+            raise ValueError(f"{self.name}: fingerprint v{self.fingerprint_version} hashes {', '.join(missing)}, "
+                             "which the table no longer has (a column is never dropped: tombstone it)")
+        return columns
+
+    @property
     def data_prefix(self) -> str:
         """Key prefix of the table's data and metadata in the dbt bucket."""
         return f"{COMPACTED_DATA_PREFIX}{self.name}/"
+
+
+#: The OTLP dedup key (docs/data-contract.md, "Compacted tables"): a fingerprint over these columns,
+#: by version. A version's column list is frozen forever: changing it would give every stored record
+#: a new key, so the next compaction would insert each one again. A new version is added only with a
+#: migration that rewrites the compacted table's keys; the compactor uses OTLP_FINGERPRINT_VERSION.
+OTLP_FINGERPRINT_COLUMNS: Final[Mapping[int, tuple[str, ...]]] = {
+    1: ("time", "observed_time", "time_unix_nano", "severity_number", "severity_text", "body", "attributes",
+        "resource_attributes", "scope_name", "scope_version", "trace_id", "span_id", "flags",
+        "dropped_attributes_count", "event_name", "service_name", "device_id"),
+}
+OTLP_FINGERPRINT_VERSION: Final = 1
 
 
 def _compacted(source: TableSpec) -> CompactedTableSpec:
@@ -349,6 +380,7 @@ def _compacted(source: TableSpec) -> CompactedTableSpec:
         name=f"int_{source.type_value}_compacted_daily",
         source=source,
         key_column="event_id" if device else None,
+        fingerprint_version=None if device else OTLP_FINGERPRINT_VERSION,
         description=(
             f"{source.description.split(',')[0]}, deduplicated: one row per "
             + ("event_id" if device else "log record (content fingerprint)")

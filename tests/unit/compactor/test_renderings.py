@@ -147,7 +147,7 @@ def reference_fingerprint(table: CompactedTableSpec, row: dict[str, Any]) -> str
         return hashlib.sha256(text.encode()).hexdigest()
 
     parts = []
-    for name in table.content_columns:
+    for name in table.identity_columns:
         kind, item = table.source.field(name).kind, row[name]
         if item is None:
             parts.append("n")
