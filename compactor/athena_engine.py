@@ -28,7 +28,7 @@ from compactor.dal import AthenaQueries, AthenaThrottled
 from compactor.dedup import ATHENA, DayQuery, Relations, literal, quote, relation, timestamp_literal, vacuum
 from compactor.logic import DayCounts, DayOutcome, DayUnit, OutOfTime, RunInfo, iso_us
 from shared.handler import RemainingMs
-from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, CompactedTableSpec, Kind
+from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, Kind
 
 FIRST_POLL_S: Final = 0.25
 #: Time kept back while polling, at least: a query still running then is stopped, and the rest of the
@@ -181,9 +181,9 @@ def sql_value(value: Any, kind: Kind) -> str:
     return literal(str(value))
 
 
-def insert_values(target: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    """`INSERT INTO compaction_runs (...) VALUES (...), ...` for the run's rows."""
-    fields = COMPACTION_RUNS.fields
+def insert_values(target: str, rows: Sequence[Mapping[str, Any]], spec: AuditTableSpec = COMPACTION_RUNS) -> str:
+    """`INSERT INTO compaction_runs (...) VALUES (...), ...` for the run's rows (or another audit table's)."""
+    fields = spec.fields
     columns = ", ".join(quote(f.name) for f in fields)
     values = ",\n".join("(" + ", ".join(sql_value(row.get(f.name), f.kind) for f in fields) + ")" for row in rows)
     return f"INSERT INTO {target} ({columns}) VALUES\n{values}"

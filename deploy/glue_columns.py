@@ -5,7 +5,7 @@ Two blocks of `AWS::Glue::Table` resources sit between marker comments in templa
 - the verified tables, generated from `shared.schema.TABLES` (columns from `glue_columns`,
   partition keys from `glue_partition_keys`, location from the table's `type=` prefix);
 - the compacted layer: the four Iceberg (v2) tables of `shared.schema.COMPACTED_TABLES` in the
-  alerts database and the two of `AUDIT_TABLES` in the audit database (schema, field ids and the
+  alerts database and the three of `AUDIT_TABLES` in the audit database (schema, field ids and the
   identity partition on `day` from `shared.iceberg`), and `quarantine_records`, a Hive JSON table
   over the quarantine bucket with partition projection on source/day/hour.
 

@@ -462,7 +462,33 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
     ),
 )
 
-AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS)
+BACKFILL_RUNS: Final = AuditTableSpec(
+    name="backfill_runs",
+    description="One row per `signals backfill` run, table and day: keys lifted out of extra into promoted columns.",
+    fields=(
+        FieldSpec("run_id", Kind.STRING, "Backfill run that wrote the row.", required=True),
+        FieldSpec("started_at", Kind.TIMESTAMP_US, "When the run started.", required=True),
+        _TABLE_NAME,
+        FieldSpec("day", Kind.STRING, "Event day (UTC, YYYY-MM-DD) backfilled.", required=True),
+        FieldSpec("method", Kind.STRING, "`extra`: values lifted out of the row's own extra column."),
+        FieldSpec("columns", Kind.STRING, "Columns a value was lifted into, comma-separated."),
+        FieldSpec("files_read", Kind.INT, "Verified files of the day read."),
+        FieldSpec("files_rewritten", Kind.INT, "Verified files rewritten in place (same key, same rows)."),
+        FieldSpec("rows_read", Kind.INT, "Verified rows read, every copy."),
+        FieldSpec("values_lifted", Kind.INT, "Values moved from extra into their typed column."),
+        FieldSpec("values_unfit", Kind.INT,
+                  "Values left in extra because they do not fit the column (type, range, choices); never quarantined."),
+        FieldSpec("unfit_columns", Kind.STRING, "Unfit values per column, as a JSON object."),
+        FieldSpec("compacted_refreshed", Kind.INT, "Compacted rows replaced by their backfilled copy."),
+        FieldSpec("compacted_inserted", Kind.INT,
+                  "Compacted rows inserted by the recompute (verified rows not compacted before the backfill)."),
+        FieldSpec("duration_ms", Kind.INT, "Time spent on this table and day."),
+        FieldSpec("outcome", Kind.STRING, "`succeeded`, `unchanged` (nothing to lift) or `failed`."),
+        FieldSpec("error", Kind.STRING, "Why it failed, when it did."),
+    ),
+)
+
+AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS, BACKFILL_RUNS)
 #: The quarantine bucket's JSON lines as a Glue table in the audit database (partition projection).
 QUARANTINE_RECORDS_TABLE: Final = "quarantine_records"
 
