@@ -6,9 +6,9 @@ only when called.
 
 Types follow what Athena's Iceberg DDL supports: string, long (bigint), int, double, boolean,
 map<string,string>, and `timestamp` (Iceberg timestamp without zone, microseconds; every value is
-UTC, as in the verified tables). Field ids are stable: columns are numbered in schema order from 1,
-and a map's key and value take the ids after the last column, in column order, so a regenerated
-schema keeps every id.
+UTC, as in the verified tables). Field ids come from the committed ledger (`shared.ledger`,
+`shared/iceberg_ids.json`), never from a column's position: adding a column gives it the id after
+the last one and leaves every other id as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from shared.schema import AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
+from shared import ledger
+from shared.ledger import LedgerError, LedgerTable
+from shared.schema import AuditTableSpec, CompactedTableSpec, Kind
 
 FORMAT_VERSION: Final = "2"
 
@@ -33,6 +35,9 @@ _ICEBERG_TYPES: Final[Mapping[Kind, str]] = {
 
 IcebergTable = CompactedTableSpec | AuditTableSpec
 
+_DECLARED_SCALARS: Final = ("string", "long", "int", "double", "boolean", "timestamp")
+_DECLARED_MAP: Final = "map<string,string>"
+
 
 def iceberg_type(kind: Kind) -> str:
     return _ICEBERG_TYPES[kind]
@@ -43,38 +48,35 @@ def partition_column(table: IcebergTable) -> str:
     return "day" if isinstance(table, CompactedTableSpec) else table.partition_column
 
 
+def _ledger_table(table: IcebergTable) -> LedgerTable:
+    return ledger.load().table(table.name)
+
+
 def field_ids(table: IcebergTable) -> dict[str, int]:
-    """Column name -> Iceberg field id (1-based, schema order)."""
-    return {spec.name: index for index, spec in enumerate(table.fields, start=1)}
+    """Column name -> Iceberg field id, from the ledger, for every column `shared.schema` declares."""
+    ids = _ledger_table(table).ids()
+    missing = [spec.name for spec in table.fields if spec.name not in ids]
+    if missing:
+        raise LedgerError(f"{table.name}: {', '.join(missing)} have no field id in {ledger.LEDGER_PATH.name}: "
+                          "run `signals schema check --write` and commit it")
+    return {spec.name: ids[spec.name] for spec in table.fields}
 
 
 def map_field_ids(table: IcebergTable) -> dict[str, tuple[int, int]]:
-    """Map column name -> (key id, value id), numbered after the last column."""
-    next_id = len(table.fields) + 1
-    ids: dict[str, tuple[int, int]] = {}
-    for spec in table.fields:
-        if spec.kind is Kind.STRING_MAP:
-            ids[spec.name] = (next_id, next_id + 1)
-            next_id += 2
-    return ids
+    """Map column name -> (key id, value id), from the ledger."""
+    schema = _ledger_table(table).active_schema()
+    return {f.name: (f.field_type.key_id, f.field_type.value_id) for f in schema.fields
+            if f.name in table.column_names and not f.field_type.is_primitive}
 
 
-def iceberg_fields(table: IcebergTable) -> list[dict[str, Any]]:
-    """Schema fields in the shape CloudFormation's Glue `IcebergTableInput.Schema.Fields` takes."""
-    ids = field_ids(table)
-    return [
-        {"Id": ids[spec.name], "Name": spec.name, "Type": iceberg_type(spec.kind), "Required": spec.required,
-         "Doc": spec.description[:255]}
-        for spec in table.fields
-    ]
-
-
-def pyiceberg_schema(table: IcebergTable) -> Any:
-    """The table's `pyiceberg.schema.Schema` (imports pyiceberg: local engine and local stack only)."""
+def iceberg_type_of(kind: Kind, key_id: int = 0, value_id: int = 0) -> Any:
+    """The pyiceberg type of a Kind (a map takes its key and value ids)."""
     from pyiceberg import types as t  # noqa: PLC0415
-    from pyiceberg.schema import Schema  # noqa: PLC0415
 
-    scalar = {
+    if kind is Kind.STRING_MAP:
+        return t.MapType(key_id=key_id, key_type=t.StringType(), value_id=value_id, value_type=t.StringType(),
+                         value_required=False)
+    return {
         Kind.STRING: t.StringType(),
         Kind.INT: t.LongType(),
         Kind.INT32: t.IntegerType(),
@@ -82,38 +84,51 @@ def pyiceberg_schema(table: IcebergTable) -> Any:
         Kind.BOOL: t.BooleanType(),
         Kind.TIMESTAMP_MS: t.TimestampType(),
         Kind.TIMESTAMP_US: t.TimestampType(),
-    }
-    ids = field_ids(table)
-    maps = map_field_ids(table)
+    }[kind]
 
-    def field_type(spec: FieldSpec) -> Any:
-        if spec.kind is Kind.STRING_MAP:
-            key_id, value_id = maps[spec.name]
-            return t.MapType(key_id=key_id, key_type=t.StringType(), value_id=value_id,
-                             value_type=t.StringType(), value_required=False)
-        return scalar[spec.kind]
 
-    return Schema(*(
-        t.NestedField(field_id=ids[spec.name], name=spec.name, field_type=field_type(spec),
-                      required=spec.required, doc=spec.description)
-        for spec in table.fields
-    ))
+def iceberg_fields(table: IcebergTable) -> list[dict[str, Any]]:
+    """The schema the table is created with, in the shape CloudFormation's Glue
+    `IcebergTableInput.Schema.Fields` takes: the ledger's `created` schema, which no later schema
+    change alters (`signals schema apply` evolves a deployed table; the template only creates it)."""
+    docs = {spec.name: spec.description for spec in table.fields}
+    created = _ledger_table(table).created_schema()
+    return [
+        {"Id": f.field_id, "Name": f.name, "Type": _declared_type(f.field_type), "Required": f.required,
+         "Doc": docs.get(f.name, f.doc or "")[:255]}
+        for f in created.fields
+    ]
+
+
+def _declared_type(field_type: Any) -> str:
+    return str(field_type) if field_type.is_primitive else _DECLARED_MAP
+
+
+def pyiceberg_schema(table: IcebergTable) -> Any:
+    """The `pyiceberg.schema.Schema` a deployed table has once `signals schema apply` ran: every
+    field the ledger assigned, in id order, with `shared.schema`'s docs."""
+    from pyiceberg.schema import Schema  # noqa: PLC0415
+
+    docs = {spec.name: spec.description for spec in table.fields}
+    schema = _ledger_table(table).schema()
+    return Schema(*(f.model_copy(update={"doc": docs.get(f.name, f.doc)}) for f in schema.fields))
 
 
 def pyiceberg_partition_spec(table: IcebergTable) -> Any:
-    """Identity partitioning on `day` (`pyiceberg.partitioning.PartitionSpec`)."""
-    from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: PLC0415
-    from pyiceberg.transforms import IdentityTransform  # noqa: PLC0415
-
+    """Identity partitioning on `day`, its source id from the ledger (`pyiceberg.partitioning.PartitionSpec`)."""
+    spec = _ledger_table(table).partition()
     column = partition_column(table)
-    return PartitionSpec(PartitionField(source_id=field_ids(table)[column], field_id=1000,
-                                        transform=IdentityTransform(), name=column))
+    if [f.source_id for f in spec.fields] != [field_ids(table)[column]]:
+        raise LedgerError(f"{table.name}: the ledger's partition spec is not on {column}")
+    return spec
+
+
+def partition_source_id(table: IcebergTable) -> int:
+    return int(_ledger_table(table).partition_spec["fields"][0]["source-id"])
 
 
 # --- from a declaration (template.yaml's IcebergTableInput) ----------------------------------------
 
-_DECLARED_SCALARS: Final = ("string", "long", "int", "double", "boolean", "timestamp")
-_DECLARED_MAP: Final = "map<string,string>"
 
 
 def schema_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:

@@ -390,6 +390,10 @@ def _compacted(source: TableSpec) -> CompactedTableSpec:
 
 
 COMPACTED_TABLES: Final[tuple[CompactedTableSpec, ...]] = tuple(_compacted(t) for t in TABLES)
+#: Columns removed from a compacted or audit table, by table name: tombstoned in the field-id ledger
+#: (shared/iceberg_ids.json). Their ids are never reused and their columns stay in the deployed tables
+#: with the values already written; the pipeline writes null from then on (docs/schema-evolution.md).
+RETIRED_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {}
 COMPACTED_BY_TYPE: Final[Mapping[str, CompactedTableSpec]] = {t.type_value: t for t in COMPACTED_TABLES}
 COMPACTED_BY_NAME: Final[Mapping[str, CompactedTableSpec]] = {t.name: t for t in COMPACTED_TABLES}
 

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.ops.status",
     "signals.ops.verify",
     "signals.ops.redrive",
+    "signals.schema.command",
 )
 
 

@@ -70,6 +70,30 @@ def test_iceberg_tables_are_declared_as_the_schema_derives_them(template: dict[s
                          "Name": "day", "Transform": "identity"}
 
 
+def test_adding_a_field_keeps_every_declared_id(template_text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new lock field takes the id after the last one; no declared id moves (Iceberg reads old files
+    by id), and the CREATE declaration stays as it is: `signals schema apply` adds the column."""
+    import dataclasses  # noqa: PLC0415
+
+    from shared import ledger  # noqa: PLC0415
+    from shared.schema import COMPACTED_BY_TYPE, FieldSpec, Kind  # noqa: PLC0415
+    from signals.schema.evolution import compare  # noqa: PLC0415
+
+    lock = COMPACTED_BY_TYPE["lock"]
+    fields = list(lock.source.fields)
+    fields.insert(fields.index(lock.source.field("extra")), FieldSpec("auto_lock_delay_s", Kind.INT, "Delay."))
+    grown = dataclasses.replace(lock, source=dataclasses.replace(lock.source, fields=tuple(fields)))
+    result = compare(ledger.load(), [grown if t is lock else t for t in ICEBERG_TABLES])
+    assert result.ledger is not None
+    monkeypatch.setattr(ledger, "load", lambda: result.ledger)
+    before = {name: field_ids(lock)[name] for name in lock.column_names}
+    after = field_ids(grown)
+    assert {name: after[name] for name in before} == before
+    assert after["auto_lock_delay_s"] == 23  # after attributes' key and value (21, 22)
+    assert glue_columns.render_iceberg_table(grown) == glue_columns.render_iceberg_table(lock)
+    assert glue_columns.render_iceberg_table(lock) in template_text
+
+
 def test_compacted_tables_live_under_dbt_data(template: dict[str, Any]) -> None:
     for table in COMPACTED_TABLES:
         assert table.data_prefix == f"dbt/data/{table.name}/"
