@@ -166,6 +166,8 @@ def _record(outcome: Outcome, status: int) -> None:
                            namespace=METRICS_NAMESPACE,
                            default_dimensions={"service": SERVICE, "reason": reason}):
             pass
+    if outcome.parked:  # accepted with a device type the schema does not know yet (quarantined, replayable)
+        metrics.add_metric(name=f"Parked{unit}", unit=MetricUnit.Count, value=outcome.parked)
     write = outcome.write
     if write is not None:
         metrics.add_metric(name="FirehoseRecords", unit=MetricUnit.Count, value=write.records_sent)
@@ -176,6 +178,8 @@ def _record(outcome: Outcome, status: int) -> None:
     fields: dict[str, Any] = {
         "route": outcome.route, "status": status, "accepted": outcome.accepted, "rejected": outcome.rejected,
     }
+    if outcome.parked:
+        fields["parked"] = outcome.parked
     if write is not None:
         fields.update(records=write.records_sent, bytes=write.bytes_sent, calls=write.calls,
                       retries=write.retries, failed_records=write.failed_records)

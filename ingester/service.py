@@ -17,6 +17,7 @@ import orjson
 from ingester import otlp, telemetry
 from ingester.encoding import BodyError, BodyTooLarge, decode_body, media_type
 from ingester.firehose import MAX_LINE_BYTES, FirehoseWriter, WriteResult
+from shared.schema import Reason
 from shared.timeparse import format_rfc3339_ms
 
 #: API Gateway ends every integration at 29 s; replies must leave before that.
@@ -27,6 +28,7 @@ REPLY_RESERVE_S: Final = 1.0
 RETRY_AFTER_S: Final = 2
 
 JSON: Final = "application/json"
+_UNKNOWN_DEVICE_TYPE: Final = Reason.UNKNOWN_DEVICE_TYPE.value
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Outcome:
     route: str
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # by reason
+    parked: int = 0  # accepted (written to raw) with a device type the schema does not know yet
     write: WriteResult | None = None
     not_written: int = 0
     error: str | None = None
@@ -105,6 +108,9 @@ class Ingester:
         batch = telemetry.split_events(body, media, received_at, MAX_LINE_BYTES)
         outcome.rejected = batch.rejected_by_reason()
         rejected = [{"index": item.index, "reason": item.reason} for item in batch.rejected]
+        # Parked events are accepted (in raw, counted in `accepted`); the list says which of them wait
+        # for their device type. Present only when non-empty, so replies without one are unchanged.
+        parked_of = {index: {"index": index, "reason": _UNKNOWN_DEVICE_TYPE} for index in batch.parked}
         if not batch.lines:
             message = "no valid event" if batch.readable else "body is neither JSON nor NDJSON"
             outcome.error = message
@@ -116,15 +122,24 @@ class Ingester:
             outcome.accepted = len(batch.lines) - len(not_written)
             outcome.not_written = len(not_written)
             outcome.error = "firehose unavailable"
-            reply = _json(503, {
+            unwritten = set(not_written)
+            parked = [entry for index, entry in parked_of.items() if index not in unwritten]
+            outcome.parked = len(parked)
+            payload: dict[str, Any] = {
                 "message": "Firehose unavailable; resend only the events listed in not_written",
                 "accepted": outcome.accepted,
                 "rejected": rejected,
                 "not_written": not_written,
-            }, headers={"Retry-After": str(RETRY_AFTER_S)})
-            return reply, outcome
+            }
+            if parked:
+                payload["parked"] = parked
+            return _json(503, payload, headers={"Retry-After": str(RETRY_AFTER_S)}), outcome
         outcome.accepted = len(batch.lines)
-        return _json(200, {"accepted": outcome.accepted, "rejected": rejected}), outcome
+        outcome.parked = len(parked_of)
+        payload = {"accepted": outcome.accepted, "rejected": rejected}
+        if parked_of:
+            payload["parked"] = list(parked_of.values())
+        return _json(200, payload), outcome
 
     # --- POST /v1/logs (OTLP/HTTP) -----------------------------------------------------------------
 

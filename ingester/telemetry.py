@@ -1,8 +1,13 @@
 """Device telemetry bodies to raw lines: split, structural checks, `received_at` stamp.
 
 The ingester rejects only what is structurally unusable: not a JSON object, `device_type` missing
-or unknown, or an event too large for one Firehose record. Everything else goes to raw unchanged
-(plus `received_at`), and the parser judges it fully.
+or not a well-formed name (`shared.schema.DEVICE_TYPE_NAME`), or an event too large for one Firehose
+record. Everything else goes to raw unchanged (plus `received_at`), and the parser judges it fully.
+
+An event whose `device_type` is well formed but unknown to the schema is *parked*: written to raw like
+any accepted event (and counted in `accepted`), and listed in `parked` with the reason
+`unknown_device_type`. The parser quarantines it with that reason, and `signals redrive quarantine`
+replays it once the schema knows the type: a new device type's first events are not lost.
 
 Indices count events as sent: positions in a JSON array (or `{"events": [...]}`), or non-blank
 lines in NDJSON, from 0. A malformed NDJSON line is a reject of that line, not of the body.
@@ -30,7 +35,7 @@ import orjson
 
 from ingester import rawjson
 from shared.jsondepth import too_deep
-from shared.schema import DeviceType, Reason
+from shared.schema import DEVICE_TYPE_NAME, DeviceType, Reason
 
 JSON_TYPES: Final = frozenset({"application/json", "text/json"})
 NDJSON_TYPES: Final = frozenset(
@@ -48,6 +53,7 @@ _UNKNOWN_DEVICE_TYPE: Final = Reason.UNKNOWN_DEVICE_TYPE.value
 _RECORD_TOO_LARGE: Final = Reason.RECORD_TOO_LARGE.value
 _TOO_DEEP: Final = Reason.TOO_DEEP.value
 _INVALID_JSON: Final = Reason.INVALID_JSON.value
+_WELL_FORMED: Final = DEVICE_TYPE_NAME.fullmatch
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class TelemetryBatch:
     lines: list[bytes] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # event index of each line
     rejected: list[Rejected] = field(default_factory=list)
+    parked: list[int] = field(default_factory=list)  # event indices accepted with an unknown device type
     events_seen: int = 0
     json_values: int = 0  # events that were at least valid JSON
     readable: bool = False  # the body was one JSON document, or NDJSON with at least one JSON line
@@ -168,10 +175,13 @@ def _check_all(batch: TelemetryBatch, events: Iterable[tuple[int, Any]], stamp: 
             rejected.append(Rejected(index, _NOT_AN_OBJECT))
             continue
         device_type = event.get("device_type")
+        parked = False
         if device_type.__class__ is not str or device_type not in device_types:
-            reason = _MISSING_FIELD if device_type is None else _UNKNOWN_DEVICE_TYPE  # null equals absent
-            rejected.append(Rejected(index, reason))
-            continue
+            if device_type.__class__ is not str or not _WELL_FORMED(device_type):
+                reason = _MISSING_FIELD if device_type is None else _UNKNOWN_DEVICE_TYPE  # null equals absent
+                rejected.append(Rejected(index, reason))
+                continue
+            parked = True
         event["received_at"] = stamp
         try:
             line = dumps(event)
@@ -183,6 +193,8 @@ def _check_all(batch: TelemetryBatch, events: Iterable[tuple[int, Any]], stamp: 
             continue
         lines.append(line)
         indices.append(index)
+        if parked:
+            batch.parked.append(index)
 
 
 def _check_texts(batch: TelemetryBatch, texts: Iterable[tuple[int, bytes]], stamp: str, max_line_bytes: int) -> None:
@@ -203,7 +215,8 @@ def _check_texts(batch: TelemetryBatch, texts: Iterable[tuple[int, bytes]], stam
             batch.rejected.append(Rejected(index, _NOT_AN_OBJECT))
             continue
         device_type = event.get("device_type")
-        if device_type.__class__ is not str or device_type not in _DEVICE_TYPES:
+        known = device_type.__class__ is str and device_type in _DEVICE_TYPES
+        if not known and (device_type.__class__ is not str or not _WELL_FORMED(device_type)):
             batch.rejected.append(Rejected(index, _MISSING_FIELD if device_type is None else _UNKNOWN_DEVICE_TYPE))
             continue
         line = rawjson.stamped(text, "received_at", stamp, replace="received_at" in event)
@@ -212,4 +225,6 @@ def _check_texts(batch: TelemetryBatch, texts: Iterable[tuple[int, bytes]], stam
             continue
         batch.lines.append(line)
         batch.indices.append(index)
+        if not known:
+            batch.parked.append(index)
     batch.events_seen += seen

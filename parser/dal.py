@@ -53,6 +53,10 @@ class OutputObjects:
             self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
                                 Metadata=dict(metadata or {}))
 
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove an output a reparse no longer produces (a versioned bucket keeps it as a noncurrent version)."""
+        self._s3.delete_object(Bucket=bucket, Key=key)
+
 
 class ProcessingRecords:
     """The registry table's raw processing records (item design: shared.registry_keys)."""
@@ -61,9 +65,17 @@ class ProcessingRecords:
         self._dynamodb = dynamodb
         self._table_name = table_name
 
-    def put(self, raw_bucket: str, raw_key: str, attributes: Mapping[str, Any]) -> None:
+    def put(self, raw_bucket: str, raw_key: str, attributes: Mapping[str, Any]) -> str | None:
+        """Write the record; returns the quarantine key the record it replaced named (None: none, or first parse).
+
+        `ReturnValues=ALL_OLD` costs nothing extra: a reparse (redrive) learns what the previous parse
+        quarantined without another read.
+        """
         item = {**registry_keys.raw_key(raw_bucket, raw_key), **attributes}
-        self._dynamodb.put_item(TableName=self._table_name, Item={k: _attribute(v) for k, v in item.items()})
+        response = self._dynamodb.put_item(TableName=self._table_name, Item={k: _attribute(v) for k, v in item.items()},
+                                           ReturnValues="ALL_OLD")
+        previous = (response.get("Attributes") or {}).get("quarantine_key") or {}
+        return str(previous["S"]) if "S" in previous else None
 
 
 def _attribute(value: Any) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 `ParserService.process(ref)` reads the object named by an S3 notification, parses it with
 `parser.core`, puts each verified Parquet file and the quarantine file with one PutObject each,
-and then writes the raw processing record. Bad data never raises; AWS errors do (the handler
-fails that message and SQS retries it; output names are deterministic, so a retry overwrites).
+and then writes the raw processing record (when a reparse quarantines nothing where the previous
+parse did, the old quarantine file is deleted: its records are rows now). Bad data never raises;
+AWS errors do (the handler fails that message and SQS retries it; output names are deterministic,
+so a retry overwrites).
 """
 
 from __future__ import annotations
@@ -115,7 +117,11 @@ class ParserService:
         }
         if q_key is not None:
             record["quarantine_key"] = q_key
-        self._records.put(ref.bucket, ref.key, record)
+        previous_q_key = self._records.put(ref.bucket, ref.key, record)
+        if previous_q_key is not None and previous_q_key != q_key:
+            # A reparse (`signals redrive quarantine`, after a schema change) left nothing in quarantine:
+            # the old file's records are now rows, and must not be counted or replayed again.
+            self._outputs.delete(self._targets.quarantine_bucket, previous_q_key)
         return ObjectReport(
             ref.bucket, ref.key, source=source, outputs=outputs, quarantine_key=q_key, outcome=outcome,
             lag_s=max(0.0, (now_ms - arrival_ms) / 1000), duration_s=time.perf_counter() - started,

@@ -87,7 +87,7 @@ def raw_prefix(source: str) -> str:
 
 
 _VERIFIED_KEY: Final = re.compile(
-    r"telemetry_flat/type=(?P<type>[a-z_]+)/day=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/"
+    r"telemetry_flat/type=(?P<type>[a-z][a-z0-9_]*)/day=(?P<day>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/"
     r"(?P<name>[^/]+)\.parquet"
 )
 

@@ -24,6 +24,7 @@ Coercion policy (lossless only), applied by every view that validates:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -62,6 +63,19 @@ class DeviceType(enum.StrEnum):
     LOCK = "lock"
     BRIDGE = "bridge"
     VIDEO_DOORBELL = "video_doorbell"
+
+
+#: A well-formed device type name: what the ingester parks (accepts into raw) when the schema does not
+#: know it yet, so the parser quarantines it as `unknown_device_type` and `signals redrive quarantine`
+#: replays it once the type is added. Lower-case ASCII letters, digits and underscores, starting with
+#: a letter, at most 48 characters: it must fit the verified layout (`type=...` partitions) and a Glue
+#: table name (`telemetry_{type}_flat`). Anything else (`Lock`, `7`, `"x y"`) is refused by the ingester.
+DEVICE_TYPE_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+def is_device_type_name(value: object) -> bool:
+    """A string that could name a device type (known or not): see DEVICE_TYPE_NAME."""
+    return isinstance(value, str) and DEVICE_TYPE_NAME.fullmatch(value) is not None
 
 
 class Source(enum.StrEnum):

@@ -9,23 +9,35 @@ copy was accepted by SendMessageBatch.
 `redrive raw` lists the raw objects of an hour range and sends S3-notification-shaped messages to
 the redrive queue, which the parser consumes like its own queues; output names are derived from
 (bucket, key, etag), so parsing an object again overwrites its output instead of adding rows.
+
+`redrive quarantine --reason R` replays quarantined records a schema change has cured (a device type
+added, an enum widened): it reads the quarantine files of an hour range, judges every record with the
+reason R again with the parser's own code and the current `shared/schema.py`, and sends the raw objects
+holding at least one record that would now pass to the redrive queue. The parser then re-parses each
+whole object: its verified files are overwritten under the same names (every line appears once, with
+its lineage to the raw line), and its quarantine file is overwritten with what still fails, or deleted
+when nothing does. A second run finds nothing cured and sends nothing (see docs/operations.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.layout import QUARANTINE_ROOT, QUARANTINE_SUFFIX, output_name
 from shared.s3events import s3_notification_body
-from shared.schema import Source
+from shared.schema import Reason, Source
 from shared.sqs import send_message_batches
 from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import (
@@ -36,6 +48,7 @@ from signals.ops.common import (
     hours_between,
     list_objects,
     parse_time,
+    partition_of,
     raw_hour_prefix,
 )
 
@@ -294,6 +307,151 @@ def redrive_raw(env: Environment, source: str, hours: Iterable[datetime], out: T
     return total
 
 
+# --- quarantine ----------------------------------------------------------------------------------
+
+#: Reasons a schema change can cure; the others are about the bytes sent (not JSON, too large, too
+#: deep, a damaged object) and fail the same way on every parse.
+CURABLE_REASONS: Final = (Reason.UNKNOWN_DEVICE_TYPE, Reason.INVALID_VALUE, Reason.MISSING_FIELD,
+                          Reason.EVENT_TIME_OUT_OF_RANGE)
+
+
+@dataclass
+class QuarantineRedriveResult:
+    files: int = 0
+    records: int = 0
+    cured: int = 0
+    still_failing: int = 0
+    cured_by_type: dict[str, int] = field(default_factory=dict)
+    still_by_value: dict[str, int] = field(default_factory=dict)  # unknown device types still unknown
+    objects_sent: int = 0
+    objects_failed: int = 0
+    not_replayable: int = 0  # records whose raw object is gone or was replaced
+
+
+def quarantine_prefixes(source: str, hours: list[datetime] | None) -> list[str]:
+    base = f"{QUARANTINE_ROOT}source={source}/"
+    if hours is None:
+        return [base]
+    return [f"{base}{partition_of(hour).path}/" for hour in hours]
+
+
+def read_quarantine(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in gzip.decompress(body).splitlines() if line.strip()]
+
+
+def judge_originals(source: str, raw_key: str, arrival: datetime, originals: list[str]) -> tuple[dict[str, int],
+                                                                                                 dict[str, int]]:
+    """What the parser (this checkout's code and schema) makes of these lines now: rows per type, rejects per reason."""
+    import io  # noqa: PLC0415
+
+    from parser.core import ParseSettings, RawObject, parse_raw  # noqa: PLC0415 (pyarrow: only this command)
+
+    data = "\n".join(originals).encode("utf-8") + b"\n"
+    with tempfile.TemporaryDirectory(prefix="signals-judge-") as scratch:
+        outcome = parse_raw(io.BytesIO(data), RawObject(source, raw_key, int(arrival.timestamp() * 1000)),
+                            Path(scratch), ParseSettings(workers=1))
+    return dict(outcome.counts.rows_out), dict(outcome.counts.quarantined)
+
+
+def redrive_quarantine(env: Environment, reason: str, out: TextIO, *, source: str = Source.JSON_TELEMETRY.value,
+                       hours: list[datetime] | None = None, dry_run: bool = False) -> QuarantineRedriveResult:
+    if source != Source.JSON_TELEMETRY:
+        raise RedriveError(f"quarantine redrive replays device telemetry only; {source} records are judged by the "
+                           "OTLP specification, which no schema change alters (use `signals redrive raw`)")
+    s3, sqs = env.client("s3"), env.client("sqs")
+    quarantine_bucket = env.output(Output.QUARANTINE_BUCKET)
+    raw_bucket = env.output(Output.RAW_BUCKET)
+    queue_url = env.output(Output.REDRIVE_QUEUE_URL)
+    result = QuarantineRedriveResult()
+    to_send: list[str] = []
+    for prefix in quarantine_prefixes(source, hours):
+        for item in list_objects(s3, quarantine_bucket, prefix):
+            key = str(item["Key"])
+            if not key.endswith(QUARANTINE_SUFFIX):
+                continue
+            records = [r for r in read_quarantine(s3, quarantine_bucket, key) if r.get("reason") == reason]
+            if not records:
+                continue
+            result.files += 1
+            result.records += len(records)
+            raw_key = str(records[0]["source_key"])
+            try:
+                head = s3.head_object(Bucket=raw_bucket, Key=raw_key)
+            except ClientError as exc:
+                result.not_replayable += len(records)
+                out.write(f"  {key}: raw object {raw_key} is gone ({exc.response['Error'].get('Code')}); "
+                          f"its {len(records)} record(s) stay in quarantine\n")
+                continue
+            etag = str(head["ETag"]).strip('"')
+            name = key.rsplit("/", 1)[-1].removesuffix(QUARANTINE_SUFFIX)
+            if output_name(raw_bucket, raw_key, etag) != name:
+                result.not_replayable += len(records)
+                out.write(f"  {key}: raw object {raw_key} was replaced since it was parsed; its {len(records)} "
+                          "record(s) stay in quarantine\n")
+                continue
+            rows, rejects = judge_originals(source, raw_key, head["LastModified"],
+                                            [str(r.get("original", "")) for r in records])
+            cured = sum(rows.values())
+            result.cured += cured
+            still: int = sum(rejects.values())
+            result.still_failing += still
+            for type_value, count in rows.items():
+                result.cured_by_type[type_value] = result.cured_by_type.get(type_value, 0) + count
+            if still > 0 and reason == Reason.UNKNOWN_DEVICE_TYPE:
+                for record in records:
+                    value = _device_type_of(str(record.get("original", "")))
+                    result.still_by_value[value] = result.still_by_value.get(value, 0) + 1
+                for type_value in rows:
+                    result.still_by_value.pop(type_value, None)
+            if cured:
+                to_send.append(raw_key)
+                if not dry_run:
+                    body = s3_notification_body(raw_bucket, raw_key, etag, int(head.get("ContentLength", 0)),
+                                                event_time=_rfc3339(head["LastModified"]))
+                    sent, errors = send_message_batches(sqs, queue_url, [body])
+                    result.objects_sent += sent
+                    result.objects_failed += 1 - sent
+                    for error in errors[:1]:
+                        out.write(f"  not sent {raw_key}: {error}\n")
+    _report_quarantine(result, reason, out, dry_run=dry_run, objects=len(to_send))
+    return result
+
+
+def _device_type_of(original: str) -> str:
+    try:
+        value = json.loads(original).get("device_type")
+    except (ValueError, AttributeError):
+        return "?"
+    return str(value)
+
+
+def _report_quarantine(result: QuarantineRedriveResult, reason: str, out: TextIO, *, dry_run: bool,
+                       objects: int) -> None:
+    out.write(f"{result.records} quarantined record(s) with reason {reason} in {result.files} file(s)\n")
+    if not result.records:
+        out.write("nothing to replay\n")
+        return
+    cured = ", ".join(f"{t} {n}" for t, n in sorted(result.cured_by_type.items())) or "none"
+    out.write(f"  pass with the current schema: {result.cured} ({cured})\n")
+    out.write(f"  still fail: {result.still_failing}\n")
+    still = {k: v for k, v in result.still_by_value.items() if v}
+    if still:
+        names = ", ".join(f"{value} {count}" for value, count in sorted(still.items()))
+        out.write(f"  device types the schema does not know yet: {names} "
+                  "(add one with `signals schema suggest TYPE`, deploy, then run this again)\n")
+    if result.not_replayable:
+        out.write(f"  not replayable (raw object gone or replaced): {result.not_replayable}\n")
+    if dry_run:
+        out.write(f"dry run: would send {objects} raw object(s) to the redrive queue; nothing sent\n")
+    elif objects:
+        out.write(f"sent {result.objects_sent} of {objects} raw object(s) to the redrive queue; the parser "
+                  "re-parses each whole object under the same output names (no row twice) and rewrites its "
+                  "quarantine file with what still fails\n")
+    else:
+        out.write("nothing the current schema cures: nothing sent\n")
+
+
 # --- command -------------------------------------------------------------------------------------
 
 def _positive_int(text: str) -> int:
@@ -329,6 +487,23 @@ def register(subparsers: Any) -> None:
     raw.add_argument("--dry-run", action="store_true", help="count the objects; send nothing")
     raw.set_defaults(func=run_raw)
 
+    quarantine = what.add_parser(
+        "quarantine", help="replay quarantined records a schema change cures (e.g. a new device type)",
+        description="Reads quarantine/source=json_telemetry/ (the hours from --from to --to, both included; "
+                    "default every hour), judges each record with --reason again with this checkout's parser "
+                    "and schema, and sends the raw objects holding a record that now passes to the redrive "
+                    "queue. Each event then appears once in verified and compacted; a second run sends nothing.")
+    add_env_arguments(quarantine)
+    quarantine.add_argument("--reason", required=True, choices=[r.value for r in CURABLE_REASONS],
+                            help="the quarantine reason to replay")
+    quarantine.add_argument("--source", default=Source.JSON_TELEMETRY.value, choices=[s.value for s in Source])
+    quarantine.add_argument("--from", dest="start", type=parse_time, default=None, metavar="TIME",
+                            help="first quarantine hour (the raw object's arrival), ISO 8601 at least to the hour")
+    quarantine.add_argument("--to", dest="end", type=parse_time, default=None, metavar="TIME",
+                            help="last hour, included (default: the --from hour)")
+    quarantine.add_argument("--dry-run", action="store_true", help="judge and count; send nothing")
+    quarantine.set_defaults(func=run_quarantine)
+
 
 def run_dlq(args: argparse.Namespace) -> int:
     env = environment_from_args(args)
@@ -340,6 +515,31 @@ def run_dlq(args: argparse.Namespace) -> int:
         print(f"signals redrive: {exc}", file=sys.stderr)
         return 2
     return 1 if result is not None and (result.failed or result.copied_not_deleted) else 0
+
+
+def run_quarantine(args: argparse.Namespace) -> int:
+    hours: list[datetime] | None = None
+    if args.start is not None:
+        end = args.end or args.start
+        if end < args.start:
+            print("signals redrive: --to is before --from", file=sys.stderr)
+            return 2
+        hours = hours_between(args.start, end)
+    elif args.end is not None:
+        print("signals redrive: --to needs --from", file=sys.stderr)
+        return 2
+    env = environment_from_args(args)
+    if env is None:
+        return 2
+    span = "every hour" if hours is None else f"{hour_label(hours[0])}..{hour_label(hours[-1])}"
+    print(f"redrive quarantine {args.source} reason {args.reason}, {span}")
+    try:
+        result = redrive_quarantine(env, args.reason, sys.stdout, source=args.source, hours=hours,
+                                    dry_run=args.dry_run)
+    except (RedriveError, ClientError, BotoCoreError, EnvironmentNotFound) as exc:
+        print(f"signals redrive: {exc}", file=sys.stderr)
+        return 2
+    return 1 if result.objects_failed else 0
 
 
 def run_raw(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ def test_body_forms(stack: Stack, content_type: str, encoding: str | None, encod
 def test_every_reject_reason_and_nothing_rejected_reaches_raw(stack: Stack) -> None:
     body = b"\n".join([
         orjson.dumps(device_event(0)), b"{oops", b"[]", orjson.dumps({"event_id": "x"}),
-        orjson.dumps(device_event(4, "fridge")), orjson.dumps(device_event(5, note="n" * MAX_RECORD_BYTES)),
+        orjson.dumps(device_event(4, "fridge.v2")), orjson.dumps(device_event(5, note="n" * MAX_RECORD_BYTES)),
         orjson.dumps(device_event(6, "bridge", cpu_pct="high")),  # the parser judges field values
     ])
     response = stack.invoke(api_event("/v1/telemetry", body, "application/x-ndjson"))
@@ -80,7 +80,7 @@ def test_every_reject_reason_and_nothing_rejected_reaches_raw(stack: Stack) -> N
 @pytest.mark.parametrize(
     ("kwargs", "status"),
     [({"content_type": "text/csv"}, 415), ({"encoding": "br"}, 415), ({"body": b"nonsense"}, 400),
-     ({"body": b'[{"device_type": "oven"}]'}, 400), ({"body": gzip.compress(bytes(40 * 1024 * 1024)),
+     ({"body": b'[{"device_type": "Oven"}]'}, 400), ({"body": gzip.compress(bytes(40 * 1024 * 1024)),
                                                      "encoding": "gzip"}, 413)],
 )
 def test_refused_requests_write_nothing(stack: Stack, kwargs: dict[str, object], status: int) -> None:

@@ -72,7 +72,7 @@ def test_sample_logs_events(invoke: Invoke, sink: RecordingSink, name: str) -> N
 
 
 def test_rejects_are_listed_by_index_and_reason(invoke: Invoke, sink: RecordingSink) -> None:
-    body = json.dumps([device_event(0), {"device_type": "toaster"}, 5, device_event(3, "bridge"), {"x": 1}])
+    body = json.dumps([device_event(0), {"device_type": "Toaster"}, 5, device_event(3, "bridge"), {"x": 1}])
     response = invoke(api_event("/v1/telemetry", body))
     assert response["statusCode"] == 200
     assert response_json(response) == {"accepted": 2, "rejected": [
@@ -122,7 +122,7 @@ def test_error_statuses(invoke: Invoke, sink: RecordingSink, kwargs: dict[str, o
 
 
 def test_no_valid_event_is_400_with_the_rejects(invoke: Invoke, sink: RecordingSink) -> None:
-    response = invoke(api_event("/v1/telemetry", '[{"device_type": "fridge"}, []]'))
+    response = invoke(api_event("/v1/telemetry", '[{"device_type": "fridge!"}, []]'))
     assert response["statusCode"] == 400
     assert response_json(response) == {"message": "no valid event", "accepted": 0, "rejected": [
         {"index": 0, "reason": "unknown_device_type"}, {"index": 1, "reason": "not_an_object"}]}
@@ -158,7 +158,7 @@ def test_firehose_down_is_503_with_retry_after_and_the_indices_not_written() -> 
         writer_factory=lambda s: FirehoseWriter(s, clock=clock, sleep=clock.sleep, jitter=lambda: 1.0),
     )
     events = [device_event(i, note="n" * 3000) for i in range(700)]  # ~2.1 MB: three records
-    events.insert(5, {"device_type": "kettle"})
+    events.insert(5, {"device_type": "Kettle"})
     response = handler(api_event("/v1/telemetry", json.dumps(events)), FakeContext())
     assert response["statusCode"] == 503
     assert header(response, "Retry-After") == "2"
@@ -273,7 +273,7 @@ def test_logs_carry_the_request_id_and_metrics_but_no_event_bodies(
     log_stream = io.StringIO()  # the logger keeps the stdout it found at import; read it here
     monkeypatch.setattr(logger.registered_handler, "stream", log_stream)
     capsys.readouterr()
-    event = api_event("/v1/telemetry", json.dumps([device_event(0, secret_note="do-not-log"), {"device_type": "x"}]))
+    event = api_event("/v1/telemetry", json.dumps([device_event(0, secret_note="do-not-log"), {"device_type": "X"}]))
     event["requestContext"]["requestId"] = "req-1234"
     invoke(event)
     output = log_stream.getvalue() + capsys.readouterr().out

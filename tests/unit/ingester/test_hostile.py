@@ -92,7 +92,7 @@ def test_below_the_double_range_raw_holds_what_orjson_read() -> None:
 
 def test_exact_path_keeps_strings_and_rejects_like_the_fast_path() -> None:
     tail = ', "big": 18446744073709551616, "note": "a  b\\n } { \\" , "'
-    body = f'[{event_text(0, tail)}, 42, {{"device_type": "toaster"}}, {{"x": 1}}]'.encode()
+    body = f'[{event_text(0, tail)}, 42, {{"device_type": "toaster 2"}}, {{"x": 1}}]'.encode()
     batch = split_events(body, JSON, STAMP, MAX_LINE_BYTES)
     assert [(r.index, r.reason) for r in batch.rejected] == [
         (1, "not_an_object"), (2, "unknown_device_type"), (3, "missing_field")]

@@ -50,7 +50,7 @@ def test_events_envelope_and_single_object() -> None:
 def test_ndjson_indices_count_non_blank_lines_and_bad_lines_are_rejects(media: str) -> None:
     body = b"\n".join([
         json.dumps(event(0)).encode(), b"", b"   ", b"{not json", b"\r",
-        json.dumps(event(2)).encode() + b"\r", b"[1, 2]", b'"text"', json.dumps(event(5, "fridge")).encode(),
+        json.dumps(event(2)).encode() + b"\r", b"[1, 2]", b'"text"', json.dumps(event(5, "Fridge")).encode(),
     ]) + b"\n"
     batch = split_events(body, media, STAMP, MAX_LINE_BYTES)
     assert batch.indices == [0, 2]
@@ -63,7 +63,7 @@ def test_ndjson_indices_count_non_blank_lines_and_bad_lines_are_rejects(media: s
     ("value", "reason"),
     [(42, "not_an_object"), ("x", "not_an_object"), ([event(0)], "not_an_object"), (None, "not_an_object"),
      ({"event_id": "e"}, "missing_field"), (event(0, None), "missing_field"),
-     (event(0, "toaster"), "unknown_device_type"), (event(0, 3), "unknown_device_type"),
+     (event(0, "toaster-2"), "unknown_device_type"), (event(0, 3), "unknown_device_type"),
      (event(0, ["lock"]), "unknown_device_type"), (event(0, "Lock"), "unknown_device_type")],
 )
 def test_structural_rejects(value: object, reason: str) -> None:
