@@ -30,6 +30,11 @@ from typing import Any
 import boto3
 import pytest
 
+from signals.compact import compact
+from signals.env import resolve
+from signals.query import QueryFailed
+from signals.query import query as run_query
+
 ROOT = Path(__file__).resolve().parents[3]
 LOCK_EVENTS = 100
 WITH_DELAY = 30  # 30% carry the key the schema does not know yet
@@ -86,13 +91,25 @@ class Signals:
     def json(self, *arguments: str) -> Any:
         return json.loads(self.run(*arguments).stdout)
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.json("query", "--format", "json", sql)
-        return rows
 
-    def count(self, sql: str) -> int:
-        (row,) = self.query(sql)
-        return int(next(iter(row.values())))
+def query(sql: str) -> list[dict[str, Any]]:
+    """`signals query` in this process (the local Athena engine reads the tables from Glue and Iceberg,
+    not from this checkout's schema, so it reads the patched stack's new columns too)."""
+    result = run_query(resolve("local"), sql)
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def count(sql: str) -> int:
+    (row,) = query(sql)
+    return int(next(iter(row.values())))
+
+
+def count_or_none(sql: str) -> int | None:
+    """The count, or None while the table does not exist yet."""
+    try:
+        return count(sql)
+    except QueryFailed:
+        return None
 
 
 class Stack:
@@ -228,9 +245,10 @@ def metadata_locations(stack: Stack, names: Sequence[tuple[str, str]]) -> dict[s
 
 
 def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_counted_twice(
-        tmp_path: Path, stacks: list[Stack]) -> None:
+        tmp_path: Path, stacks: list[Stack], monkeypatch: pytest.MonkeyPatch) -> None:
     clone = copy_checkout(tmp_path / "checkout")
     home, data_dir = tmp_path / "home", tmp_path / "data"
+    monkeypatch.setenv("SIGNALS_HOME", str(home))  # this process's queries find the running stack
     old = Signals(clone, home)
 
     # 1) A stack on the committed schema; locks (30% with an unknown key) and thermostats; compact.
@@ -243,14 +261,14 @@ def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_coun
     assert not answer.get("rejected"), answer
     parked = answer.get("parked")
     assert parked == THERMOSTATS or (isinstance(parked, list) and len(parked) == THERMOSTATS), answer
-    wait_until(lambda: old.count(f"SELECT count(*) FROM telemetry_lock_flat WHERE day = '{day}'") == LOCK_EVENTS,
+    wait_until(lambda: count(f"SELECT count(*) FROM telemetry_lock_flat WHERE day = '{day}'") == LOCK_EVENTS,
                "the lock events in the verified table")
-    compacted = old.json("compact", "--json")
+    compacted = compact(resolve("local"), {})  # this process runs the same code as the first stack
     assert compacted["days_failed"] == 0, compacted
     compacted_sql = f"SELECT count(*) FROM {ALERTS}.int_lock_compacted_daily WHERE day = '{day}'"
     conflicts_sql = f"SELECT count(*) FROM {AUDIT}.duplicate_conflicts"
-    assert old.count(compacted_sql) == LOCK_EVENTS
-    conflicts_before = old.count(conflicts_sql)
+    assert count(compacted_sql) == LOCK_EVENTS
+    conflicts_before = count(conflicts_sql)
 
     # 2) Drift shows the key at about 30%; the two suggested patches apply with `git apply`.
     drift = old.run("schema", "drift", "--env", "local", "--json").stdout
@@ -281,30 +299,30 @@ def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_coun
     stack.stop()
     stack = Stack(new, data_dir, tmp_path / "stack-2.log")
     stacks.append(stack)
-    assert new.count(compacted_sql) == LOCK_EVENTS  # the data survived the restart
+    assert count(compacted_sql) == LOCK_EVENTS  # the data survived the restart
     new.run("schema", "apply", "--env", "local")
     backfill = new.json("backfill", "--env", "local", "--table", "lock", "--from", day, "--to", day, "--json")
     assert backfill["totals"]["values_lifted"] == WITH_DELAY, backfill
     assert backfill["totals"]["values_unfit"] == 0, backfill
     assert backfill["totals"]["compacted_inserted"] == 0, backfill
     new.run("redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local")
-    wait_until(lambda: new.count(f"SELECT count(*) FROM telemetry_thermostat_flat WHERE day = '{day}'")
+    wait_until(lambda: count_or_none(f"SELECT count(*) FROM telemetry_thermostat_flat WHERE day = '{day}'")
                == THERMOSTATS, "the redriven thermostat events in the verified table")
     assert new.json("compact", "--json")["days_failed"] == 0
 
     # 5) Every lock row shows the value it was sent with; counts unchanged, no new conflicts; each
     #    thermostat event once; a second apply and a second backfill change nothing.
-    rows = new.query(f"SELECT event_id, auto_lock_delay_s, extra FROM {ALERTS}.int_lock_compacted_daily "
+    rows = query(f"SELECT event_id, auto_lock_delay_s, extra FROM {ALERTS}.int_lock_compacted_daily "
                      f"WHERE day = '{day}'")
     assert len(rows) == LOCK_EVENTS
     assert {r["event_id"]: r["auto_lock_delay_s"] for r in rows} == {
         e["event_id"]: delays.get(e["event_id"]) for e in locks}
     assert not [r for r in rows if r["extra"] and "auto_lock_delay_s" in r["extra"]]
-    assert new.count(conflicts_sql) == conflicts_before
-    thermostat_rows = new.query(f"SELECT event_id, count(*) AS n FROM {ALERTS}.int_thermostat_compacted_daily "
+    assert count(conflicts_sql) == conflicts_before
+    thermostat_rows = query(f"SELECT event_id, count(*) AS n FROM {ALERTS}.int_thermostat_compacted_daily "
                                 "GROUP BY event_id")
     assert {r["event_id"]: r["n"] for r in thermostat_rows} == {e["event_id"]: 1 for e in thermostats}
-    assert new.count(f"SELECT count(*) FROM telemetry_thermostat_flat WHERE day = '{day}'") == THERMOSTATS
+    assert count(f"SELECT count(*) FROM telemetry_thermostat_flat WHERE day = '{day}'") == THERMOSTATS
 
     tables = [("telemetry-parser-db", "telemetry_lock_flat"), (ALERTS, "int_lock_compacted_daily"),
               (ALERTS, "int_thermostat_compacted_daily")]
@@ -317,8 +335,8 @@ def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_coun
     assert metadata_locations(stack, tables[1:]) == before
     columns_after = stack.client("glue").get_table(DatabaseName=tables[0][0], Name=tables[0][1])["Table"]
     assert columns_after["StorageDescriptor"]["Columns"] == columns_before["StorageDescriptor"]["Columns"]
-    assert new.count(compacted_sql) == LOCK_EVENTS
-    audit = new.query(f"SELECT day, values_lifted, outcome FROM {AUDIT}.backfill_runs ORDER BY started_at")
+    assert count(compacted_sql) == LOCK_EVENTS
+    audit = query(f"SELECT day, values_lifted, outcome FROM {AUDIT}.backfill_runs ORDER BY started_at")
     assert [(r["values_lifted"], r["outcome"]) for r in audit] == [(WITH_DELAY, "succeeded"), (0, "unchanged")]
 
     # 6) battery_pct turned into a string: `signals schema check` exits 1 and says why.
