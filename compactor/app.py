@@ -45,7 +45,7 @@ def build_engine(config: CompactorConfig, clients: Clients) -> Engine:
         glue_database=config.glue_database, alerts_database=config.alerts_database,
         audit_database=config.audit_database, max_files_per_day=config.max_files_per_day,
         max_attempts=config.athena_max_attempts, poll_max_s=config.athena_poll_max_seconds,
-        poll_reserve_ms=config.time_reserve_ms // 2, logger=logger,
+        poll_reserve_ms=config.time_reserve_ms // 2, logger=logger, glue=clients.client("glue"),
     )
 
 
@@ -98,6 +98,7 @@ def publish(result: RunResult) -> None:
         ("days_failed", result.days_failed),
         ("run_complete", int(result.complete)),
         ("run_skipped", int(result.skipped is not None)),
+        ("schema_blocked_tables", len(result.schema_blocked)),
     ):
         metrics.add_metric(name=name, unit=count, value=value)
     # Every run reports it (0 when nothing waits): template.yaml's CompactionLagAlarm treats a missing

@@ -5,7 +5,7 @@ For one (table, day), in order, each a query on the workgroup:
 1. the stats select (what the day holds, what the MERGE will change; read before it runs),
 2. the conflicts MERGE into `duplicate_conflicts` (a conflict already on record is not added again),
 3. the compacted table's MERGE (insert absent keys, replace a later copy by an earlier one),
-4. the day's data-file count (`$files`), and `OPTIMIZE ... REWRITE DATA USING BIN_PACK` for that day
+4. the day's data-file count (`$partitions`' file_count), and `OPTIMIZE ... REWRITE DATA USING BIN_PACK` for that day
    when it exceeds MAX_FILES_PER_DAY.
 
 Each query is polled with exponential backoff. A FAILED or CANCELLED query, or a throttled
@@ -28,6 +28,7 @@ from compactor.dal import AthenaQueries, AthenaThrottled
 from compactor.dedup import ATHENA, DayQuery, Relations, literal, quote, relation, timestamp_literal, vacuum
 from compactor.logic import DayCounts, DayOutcome, DayUnit, OutOfTime, RunInfo, iso_us
 from shared.handler import RemainingMs
+from shared.iceberg import live_schema_mismatch
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, Kind
 
 FIRST_POLL_S: Final = 0.25
@@ -61,8 +62,10 @@ class AthenaEngine:
         poll_reserve_ms: int = MIN_POLL_RESERVE_MS,
         sleep: Sleep = time.sleep,
         logger: Any = None,
+        glue: Any = None,
     ) -> None:
         self._queries = queries
+        self._glue = glue
         self._glue_database = glue_database
         self._alerts_database = alerts_database
         self._audit_database = audit_database
@@ -72,6 +75,19 @@ class AthenaEngine:
         self._poll_reserve_ms = max(poll_reserve_ms, MIN_POLL_RESERVE_MS)
         self._sleep = sleep
         self._log = logger
+
+    @property
+    def env_name(self) -> str:
+        return env_of(self._alerts_database)
+
+    def schema_mismatch(self, table: CompactedTableSpec) -> str | None:
+        if self._glue is None:
+            return None
+        try:
+            described = self._glue.get_table(DatabaseName=self._alerts_database, Name=table.name)["Table"]
+        except self._glue.exceptions.EntityNotFoundException:
+            return None  # no table at all: the day's own attempt reports it
+        return live_schema_mismatch(table, described)
 
     def relations(self, table: CompactedTableSpec) -> Relations:
         return Relations(
@@ -162,6 +178,11 @@ class AthenaEngine:
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(min(FIRST_POLL_S * 2**attempt, self._poll_max_s))
+
+
+def env_of(alerts_database: str) -> str:
+    """`telemetry_alerts_dev` -> `dev` (the env `signals schema apply --env` takes)."""
+    return alerts_database.removeprefix("telemetry_alerts_")
 
 
 def _int(value: object) -> int:

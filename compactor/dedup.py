@@ -332,9 +332,16 @@ class DayQuery:
                 f"WHERE {quote('day')} = {literal(self.day)}")
 
     def data_files_select(self, database: str) -> str:
-        """How many data files the day has (the Iceberg `$files` metadata table)."""
-        files = f"{quote(database)}.\"{self.table.name}$files\""
-        return (f"SELECT count(*) AS data_files FROM {files} "
+        """How many data files the day has, from the Iceberg `$partitions` metadata table.
+
+        `$partitions` has one row per partition with its `file_count`. `$files` has no `partition`
+        column on Athena engine version 3: Athena's published `$files` output lists content,
+        file_path, file_format, record_count, ... (Trino added the column in November 2024,
+        trinodb/trino#24102), so a per-day count over `$files` would fail with COLUMN_NOT_FOUND
+        after every MERGE. A day with no data file has no row: the count is 0.
+        """
+        partitions = f"{quote(database)}.\"{self.table.name}$partitions\""
+        return (f"SELECT coalesce(sum(file_count), 0) AS data_files FROM {partitions} "
                 f"WHERE {quote('partition')}.{quote('day')} = {literal(self.day)}")
 
 

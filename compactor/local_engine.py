@@ -35,7 +35,7 @@ from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
 from shared.arrow import arrow_type
 from shared.handler import RemainingMs
-from shared.iceberg import glue_catalog
+from shared.iceberg import glue_catalog, live_schema_mismatch
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
 
 _TIMESTAMP_KINDS = (Kind.TIMESTAMP_MS, Kind.TIMESTAMP_US)
@@ -109,6 +109,17 @@ class LocalEngine:
         self._max_files = max_files_per_day
         self.io = IoCounts()
         self.seconds: dict[str, float] = {}  # time per phase (bench/compactor.py prints it)
+
+    @property
+    def env_name(self) -> str:
+        return self._alerts_database.removeprefix("telemetry_alerts_")
+
+    def schema_mismatch(self, table: CompactedTableSpec) -> str | None:
+        try:
+            described = self._glue.get_table(DatabaseName=self._alerts_database, Name=table.name)["Table"]
+        except self._glue.exceptions.EntityNotFoundException:
+            return None  # no table at all: the day's own attempt reports it
+        return live_schema_mismatch(table, described)
 
     # -- tables ------------------------------------------------------------------------------------
 

@@ -150,6 +150,10 @@ class RunInfo:
 class Engine(Protocol):
     name: str
 
+    @property
+    def env_name(self) -> str:
+        """The env `signals schema apply --env` takes for these tables."""
+
     def compact_day(self, unit: DayUnit, run: RunInfo, remaining_ms: RemainingMs) -> DayOutcome:
         """Recompute one day (raises on failure, OutOfTime when the time is up)."""
 
@@ -158,6 +162,10 @@ class Engine(Protocol):
 
     def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         """Expire the table's old snapshots; returns what was done (for the report)."""
+
+    def schema_mismatch(self, table: CompactedTableSpec) -> str | None:
+        """Why the live table does not have the columns this code writes (ids and types of the field-id
+        ledger), or None (shared.iceberg.live_schema_mismatch over Glue's description of the table)."""
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -275,6 +283,7 @@ class RunResult:
     lag_seconds: float = 0.0
     report_uri: str | None = None
     errors: list[str] = field(default_factory=list)
+    schema_blocked: list[str] = field(default_factory=list)  # tables stopped: live schema is not the ledger's
 
     @property
     def totals(self) -> DayCounts:
@@ -314,6 +323,7 @@ class RunResult:
             "maintenance": list(self.maintenance),
             "report": self.report_uri,
             "errors": list(self.errors),
+            "schema_blocked": list(self.schema_blocked),
             "days": [r.as_dict() for r in self.days],
         }
 
@@ -371,11 +381,17 @@ class Compactor:
             updates = [str(item[rk.STATUS_SORT_ATTR]) for item in items]
             units = plan(items, request.tables)
         unfinished: list[DayUnit] = []
+        blocked: dict[str, str | None] = {}
         for index, unit in enumerate(units):
             if remaining_ms() <= self._settings.time_reserve_ms:
                 unfinished.extend(units[index:])
                 result.complete = False
                 break
+            if unit.table.name not in blocked:
+                blocked[unit.table.name] = self._schema_check(unit.table, units, result)
+            if blocked[unit.table.name] is not None:
+                unfinished.append(unit)  # the watermark stays before it: compacted after the apply
+                continue
             day_result = self._compact(unit, run, remaining_ms)
             result.days.append(day_result)
             if day_result.outcome != SUCCEEDED:
@@ -417,6 +433,24 @@ class Compactor:
         self._log.info("compacted", extra={"unit": unit.label, "counts": asdict(outcome.counts)})
         return DayResult(unit, SUCCEEDED, started, self._clock(), counts=outcome.counts, engine=self._engine.name,
                          detail=outcome)
+
+    def _schema_check(self, table: CompactedTableSpec, units: Sequence[DayUnit], result: RunResult) -> str | None:
+        """One clear error per table whose live schema is not the ledger's; its days wait, untried."""
+        try:
+            problem = self._engine.schema_mismatch(table)
+        except Exception as exc:
+            problem = f"could not read the table's schema: {type(exc).__name__}: {exc}"
+        if problem is None:
+            return None
+        waiting = sum(1 for u in units if u.table.name == table.name)
+        message = (f"{table.name}: {problem}. Run `signals schema apply --env {self._engine.env_name}` "
+                   f"(docs/deploy.md, 'Schema releases'); its {waiting} day(s) were not compacted and wait for it"
+                   )[:2000]
+        self._log.error("compacted table schema does not match the ledger", extra={"table": table.name,
+                                                                                   "error": message})
+        result.errors.append(message)
+        result.schema_blocked.append(table.name)
+        return message
 
     def _record_runs(self, run: RunInfo, result: RunResult, remaining_ms: RemainingMs) -> None:
         rows = [

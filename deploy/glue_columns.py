@@ -163,8 +163,16 @@ QUARANTINE_LOGICAL_ID: Final = "AuditTableQuarantineRecords"
 QUARANTINE_DESCRIPTION: Final = "Quarantined records (gzip JSON lines), one row per record; partitions projected."
 
 
+def _json_text(value: str) -> str:
+    """A YAML scalar of JSON text: single-quoted (no escapes needed) when it holds double quotes."""
+    if '"' in value and "'" not in value:
+        return f"'{value}'"
+    return _scalar(value)
+
+
 def _iceberg_field(field: dict[str, object]) -> str:
-    parts = [f"Id: {field['Id']}", f"Name: {_scalar(str(field['Name']))}", f"Type: {_scalar(str(field['Type']))}",
+    # Type: an Iceberg primitive name, or a nested type's Iceberg JSON object as JSON text.
+    parts = [f"Id: {field['Id']}", f"Name: {_scalar(str(field['Name']))}", f"Type: {_json_text(str(field['Type']))}",
              f"Required: {'true' if field['Required'] else 'false'}", f"Doc: {_scalar(str(field['Doc']))}"]
     return "{" + ", ".join(parts) + "}"
 

@@ -1,18 +1,24 @@
 """The Iceberg view of the compacted and audit tables, derived from `shared.schema`.
 
-Pure Python (no pyiceberg import), so the template generator, the Lambda and the local stack can all
-use it; `pyiceberg_schema` builds the pyiceberg objects for the local engine and imports pyiceberg
-only when called.
+Ids and names are pure Python (no pyiceberg import), so the template generator, the Lambda and the
+local stack can all use them. Types are pyiceberg's: `pyiceberg_schema` builds the table's schema,
+`iceberg_fields` serializes it for the template in the Iceberg JSON schema serialization (the Iceberg
+spec, appendix C, https://iceberg.apache.org/spec/#appendix-c-json-serialization), and
+`schema_from_fields` reads a declaration back with pyiceberg's own parser; nothing here parses an
+Iceberg type by hand. The functions that build or read pyiceberg objects import pyiceberg only when
+called (local engine, local stack, template generator and tests).
 
 Types follow what Athena's Iceberg DDL supports: string, long (bigint), int, double, boolean,
-map<string,string>, and `timestamp` (Iceberg timestamp without zone, microseconds; every value is
-UTC, as in the verified tables). Field ids come from the committed ledger (`shared.ledger`,
-`shared/iceberg_ids.json`), never from a column's position: adding a column gives it the id after
-the last one and leaves every other id as it was.
+map<string,string> (`{"type":"map","key-id":..,"key":"string","value-id":..,"value":"string",
+"value-required":false}` in JSON), and `timestamp` (Iceberg timestamp without zone, microseconds;
+every value is UTC, as in the verified tables). Field ids come from the committed ledger
+(`shared.ledger`, `shared/iceberg_ids.json`), never from a column's position: adding a column gives it
+the id after the last one and leaves every other id as it was.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -30,16 +36,15 @@ _ICEBERG_TYPES: Final[Mapping[Kind, str]] = {
     Kind.BOOL: "boolean",
     Kind.TIMESTAMP_MS: "timestamp",
     Kind.TIMESTAMP_US: "timestamp",
-    Kind.STRING_MAP: "map<string,string>",
 }
 
 IcebergTable = CompactedTableSpec | AuditTableSpec
 
-_DECLARED_SCALARS: Final = ("string", "long", "int", "double", "boolean", "timestamp")
-_DECLARED_MAP: Final = "map<string,string>"
-
 
 def iceberg_type(kind: Kind) -> str:
+    """The Iceberg primitive type name of a scalar kind (a map has ids: see `iceberg_fields`)."""
+    if kind not in _ICEBERG_TYPES:
+        raise ValueError(f"{kind} is not an Iceberg primitive type; its JSON type carries field ids")
     return _ICEBERG_TYPES[kind]
 
 
@@ -90,18 +95,30 @@ def iceberg_type_of(kind: Kind, key_id: int = 0, value_id: int = 0) -> Any:
 def iceberg_fields(table: IcebergTable) -> list[dict[str, Any]]:
     """The schema the table is created with, in the shape CloudFormation's Glue
     `IcebergTableInput.Schema.Fields` takes: the ledger's `created` schema, which no later schema
-    change alters (`signals schema apply` evolves a deployed table; the template only creates it)."""
+    change alters (`signals schema apply` evolves a deployed table; the template only creates it).
+
+    `Type` is the field's type in the Iceberg JSON schema serialization, written by pyiceberg: a
+    primitive is its name (`"string"`), a map is its JSON object (with the key and value ids) as
+    compact JSON text. Glue's API takes the type as a JSON value
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_IcebergStructField.html); CloudFormation's
+    resource schema for `AWS::Glue::Table` declares `IcebergStructField.Type` a String
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-glue-table-icebergstructfield.html),
+    so a nested type travels as its JSON text.
+    """
     docs = {spec.name: spec.description for spec in table.fields}
     created = _ledger_table(table).created_schema()
     return [
-        {"Id": f.field_id, "Name": f.name, "Type": _declared_type(f.field_type), "Required": f.required,
+        {"Id": f.field_id, "Name": f.name, "Type": _type_json(f.field_type), "Required": f.required,
          "Doc": docs.get(f.name, f.doc or "")[:255]}
         for f in created.fields
     ]
 
 
-def _declared_type(field_type: Any) -> str:
-    return str(field_type) if field_type.is_primitive else _DECLARED_MAP
+def _type_json(field_type: Any) -> str:
+    """pyiceberg's JSON serialization of a type: a primitive's name, a nested type's JSON object text."""
+    if field_type.is_primitive:
+        return str(field_type.model_dump(mode="json"))
+    return str(field_type.model_dump_json(by_alias=True))
 
 
 def pyiceberg_schema(table: IcebergTable) -> Any:
@@ -130,47 +147,106 @@ def partition_source_id(table: IcebergTable) -> int:
 # --- from a declaration (template.yaml's IcebergTableInput) ----------------------------------------
 
 
+class DeclarationError(ValueError):
+    """An Iceberg declaration Glue would refuse: the message names the table and the field."""
 
-def schema_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:
+
+def schema_from_fields(fields: Sequence[Mapping[str, Any]], *, table: str = "?") -> Any:
     """The `pyiceberg.schema.Schema` of fields in CloudFormation's shape (what `iceberg_fields` makes).
 
-    A map's key and value ids follow the last column, in column order (the rule `map_field_ids`
-    numbers them by), so a table created from the template has the ids the schema derives.
+    Each field is read by pyiceberg's parser of the Iceberg JSON schema serialization (field id,
+    name, type, required, doc; a nested type's own ids). `Type` is a JSON value: a primitive name,
+    or a nested type given as its JSON object or as that object's JSON text (CloudFormation's
+    String). A type the spec does not define (the Hive `map<string,string>`, say), a map without its
+    key and value ids, or an id used twice raises `DeclarationError` naming `table` and the field.
     """
-    from pyiceberg import types as t  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
     from pyiceberg.schema import Schema  # noqa: PLC0415
+    from pyiceberg.types import NestedField  # noqa: PLC0415
 
-    scalar = {"string": t.StringType(), "long": t.LongType(), "int": t.IntegerType(), "double": t.DoubleType(),
-              "boolean": t.BooleanType(), "timestamp": t.TimestampType()}
-    next_id = max((int(field["Id"]) for field in fields), default=0) + 1
     columns = []
-    for field in fields:
-        declared = str(field["Type"])
-        if declared == _DECLARED_MAP:
-            field_type: Any = t.MapType(key_id=next_id, key_type=t.StringType(), value_id=next_id + 1,
-                                        value_type=t.StringType(), value_required=False)
-            next_id += 2
-        elif declared in _DECLARED_SCALARS:
-            field_type = scalar[declared]
-        else:
-            raise ValueError(f"field {field['Name']}: Iceberg type {declared!r} is not one the tables use")
-        columns.append(t.NestedField(field_id=int(field["Id"]), name=str(field["Name"]), field_type=field_type,
-                                     required=bool(field["Required"]), doc=field.get("Doc")))
-    return Schema(*columns)
+    for position, field in enumerate(fields, start=1):
+        name = field.get("Name", f"#{position}")
+        serialized = {"id": field.get("Id"), "name": field.get("Name"), "type": _declared_type(field.get("Type")),
+                      "required": field.get("Required"), "doc": field.get("Doc")}
+        try:
+            columns.append(NestedField.model_validate(serialized))
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'field'}: {e['msg']}" for e in error.errors())
+            raise DeclarationError(
+                f"table {table}, field {name}: not an Iceberg field as the Iceberg JSON schema serialization "
+                f"defines it (Type {field.get('Type')!r}): {problems}") from None
+    schema = Schema(*columns)
+    _refuse_reused_ids(schema, table)
+    return schema
 
 
-def partition_spec_from_fields(fields: Sequence[Mapping[str, Any]]) -> Any:
-    """The `pyiceberg.partitioning.PartitionSpec` of CloudFormation's `PartitionSpec.Fields` (identity only)."""
+def _declared_type(declared: Any) -> Any:
+    """A JSON value as declared: objects as they are, a string decoded when it is JSON text of an
+    object (a nested type), otherwise the string itself (a primitive type name)."""
+    if isinstance(declared, str):
+        try:
+            decoded = json.loads(declared)
+        except ValueError:
+            return declared
+        return decoded if isinstance(decoded, dict) else declared
+    return declared
+
+
+def _refuse_reused_ids(schema: Any, table: str) -> None:
+    from pyiceberg.schema import index_name_by_id  # noqa: PLC0415
+
+    seen: dict[int, str] = {}
+    names = index_name_by_id(schema)
+    for field in _all_fields(schema.as_struct()):
+        if field.field_id in seen:
+            raise DeclarationError(f"table {table}, field {names.get(field.field_id, field.name)}: field id "
+                                   f"{field.field_id} is used twice (also by {seen[field.field_id]})")
+        seen[field.field_id] = field.name
+
+
+def _all_fields(struct: Any) -> list[Any]:
+    """Every NestedField of a struct, nested ones (map keys and values, list elements) included."""
+    found = []
+    for field in struct.fields:
+        found.append(field)
+        found.extend(_nested(field.field_type))
+    return found
+
+
+def _nested(field_type: Any) -> list[Any]:
+    from pyiceberg import types as t  # noqa: PLC0415
+
+    if isinstance(field_type, t.StructType):
+        return _all_fields(field_type)
+    if isinstance(field_type, t.MapType):
+        return [field_type.key_field, *_nested(field_type.key_type),
+                field_type.value_field, *_nested(field_type.value_type)]
+    if isinstance(field_type, t.ListType):
+        return [field_type.element_field, *_nested(field_type.element_type)]
+    return []
+
+
+def partition_spec_from_fields(fields: Sequence[Mapping[str, Any]], *, table: str = "?") -> Any:
+    """The `pyiceberg.partitioning.PartitionSpec` of CloudFormation's `PartitionSpec.Fields`, read by
+    pyiceberg's parser of the Iceberg JSON partition spec (identity only: the tables use no other)."""
+    from pydantic import ValidationError  # noqa: PLC0415
     from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: PLC0415
     from pyiceberg.transforms import IdentityTransform  # noqa: PLC0415
 
     partition_fields = []
     for number, field in enumerate(fields):
-        if str(field["Transform"]) != "identity":
-            raise ValueError(f"partition {field['Name']}: transform {field['Transform']!r} is not supported locally")
-        partition_fields.append(PartitionField(source_id=int(field["SourceId"]),
-                                               field_id=int(field.get("FieldId", 1000 + number)),
-                                               transform=IdentityTransform(), name=str(field["Name"])))
+        serialized = {"source-id": field.get("SourceId"), "field-id": field.get("FieldId", 1000 + number),
+                      "name": field.get("Name"), "transform": field.get("Transform")}
+        try:
+            parsed = PartitionField.model_validate(serialized)
+        except ValidationError as error:
+            message = error.errors()[0]["msg"]
+            raise DeclarationError(f"table {table}, partition {field.get('Name')}: {message}") from None
+        if not isinstance(parsed.transform, IdentityTransform):
+            raise DeclarationError(f"table {table}, partition {parsed.name}: transform {parsed.transform} "
+                                   "is not supported locally")
+        partition_fields.append(parsed)
     return PartitionSpec(*partition_fields)
 
 
@@ -196,3 +272,48 @@ def glue_catalog(name: str, *, region: str, endpoint_url: str | None = None, cre
             if frozen.token:
                 properties[f"{service}.session-token"] = frozen.token
     return GlueCatalog(name, client=glue, **properties)
+
+
+# --- the compactor's schema guard ------------------------------------------------------------------
+
+#: Column parameters Iceberg's Glue catalogs (Athena's, pyiceberg's) write on a table's Glue columns.
+GLUE_FIELD_ID: Final = "iceberg.field.id"
+GLUE_FIELD_CURRENT: Final = "iceberg.field.current"
+
+
+def schema_fingerprint(columns: Mapping[str, tuple[int | None, str]]) -> str:
+    return ledger.columns_fingerprint((fid or 0, name, kind.lower()) for name, (fid, kind) in columns.items())
+
+
+def live_schema_mismatch(table: IcebergTable, glue_table: Mapping[str, Any]) -> str | None:
+    """Why the live table (Glue `GetTable`'s description) cannot take the MERGE this code writes, or None.
+
+    Every column the code writes must be in the table's current schema with the ledger's field id (when
+    Glue shows ids) and type. Columns the table has beyond those (tombstoned, or added by hand) do not
+    matter to the MERGE, which names its columns.
+    """
+    from shared.schema import glue_type  # noqa: PLC0415
+
+    ids = field_ids(table)
+    expected = {spec.name: (ids[spec.name], glue_type(spec.kind)) for spec in table.fields}
+    live: dict[str, tuple[int | None, str]] = {}
+    for column in (glue_table.get("StorageDescriptor") or {}).get("Columns") or []:
+        params = column.get("Parameters") or {}
+        if str(params.get(GLUE_FIELD_CURRENT, "true")).lower() == "false":
+            continue
+        field_id = params.get(GLUE_FIELD_ID)
+        live[str(column["Name"])] = (int(field_id) if field_id is not None else None, str(column["Type"]))
+    problems = []
+    for name, (field_id, kind) in expected.items():
+        have = live.get(name)
+        if have is None:
+            problems.append(f"{name} (id {field_id}) is missing")
+        elif have[1].lower() != kind:
+            problems.append(f"{name} is {have[1]}, the ledger says {kind}")
+        elif have[0] is not None and have[0] != field_id:
+            problems.append(f"{name} has id {have[0]}, the ledger {field_id}")
+    if not problems:
+        return None
+    seen = {name: (live[name][0], live[name][1]) for name in expected if name in live}
+    return (f"schema fingerprint {schema_fingerprint(seen)} of the live table is not the ledger's "
+            f"{schema_fingerprint(expected)}: {'; '.join(problems)}")

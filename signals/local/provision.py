@@ -9,7 +9,13 @@ local effect and are skipped. Firehose streams are served by the stand-in (signa
 A Glue table declared with `OpenTableFormatInput.IcebergInput` (the compacted and audit tables) is
 created the way CloudFormation creates it: as an Iceberg table with its first metadata file, here by
 pyiceberg's Glue catalog on the embedded AWS, with the declared schema, field ids, partition spec,
-format version and properties (`shared.iceberg` converts the declaration). moto ignores partition
+format version and properties. Every declaration is read by pyiceberg's parser of the Iceberg JSON
+schema (`shared.iceberg.schema_from_fields`) before anything is created: a field Glue would refuse
+(the Hive string `map<string,string>` as a type, a map without its key and value ids, an id used
+twice) stops the stack with the resource, table and field named, and nothing half-provisioned. Each
+created table is then brought to the field-id ledger as `signals schema apply` brings a deployed one
+(template.yaml declares the schema a table was created with; columns added since come from the
+ledger, with its ids). moto ignores partition
 projection (`projection.*` parameters of quarantine_records): the table is created as declared and
 the local query engine must compute its partitions from those parameters.
 """
@@ -21,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.iceberg import partition_spec_from_fields, schema_from_fields
+from shared.iceberg import DeclarationError, partition_spec_from_fields, schema_from_fields
 from signals.local.template import REGION, Resource, TemplateError
 from signals.local.wiring import LocalTimings, Wiring
 
@@ -41,9 +47,21 @@ class IcebergDeclaration:
     format_version: str
     properties: dict[str, str]
 
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.database}.{self.name}"
+
+    def schema(self) -> Any:
+        """The declared `pyiceberg.schema.Schema` (pyiceberg's parser; DeclarationError names the field)."""
+        return schema_from_fields(self.fields, table=self.qualified_name)
+
+    def partition_spec(self) -> Any:
+        return partition_spec_from_fields(self.partition_fields, table=self.qualified_name)
+
 
 def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> None:
     """`client(service)` returns a boto3 client bound to the embedded AWS."""
+    check_iceberg_declarations(wiring)  # before anything exists: a refused declaration provisions nothing
     _queues(wiring, client("sqs"), timings)
     _buckets(wiring, client("s3"))
     _tables(wiring, client("dynamodb"))
@@ -162,18 +180,50 @@ def _glue(wiring: Wiring, glue: Any) -> None:
     if iceberg:
         catalog = iceberg_catalog(template.endpoint, template.region, glue)
         for declaration in iceberg:
-            create_iceberg_table(catalog, declaration)
+            evolve_to_ledger(create_iceberg_table(catalog, declaration), declaration.name)
+
+
+def check_iceberg_declarations(wiring: Wiring) -> list[IcebergDeclaration]:
+    """Every Iceberg declaration of the template, each read by pyiceberg's parser; the first one Glue
+    would refuse raises TemplateError naming its resource, table and field."""
+    declarations = []
+    for resource in wiring.template.of_type("AWS::Glue::Table"):
+        declaration = iceberg_declaration(resource)
+        if declaration is None:
+            continue
+        try:
+            declaration.schema()
+            declaration.partition_spec()
+        except DeclarationError as error:
+            raise TemplateError(f"{resource.logical_id}: {error}") from None
+        declarations.append(declaration)
+    return declarations
 
 
 def create_iceberg_table(catalog: Any, declaration: IcebergDeclaration) -> Any:
     """Create the declared Iceberg table (its first metadata file under the declared location)."""
     return catalog.create_table(
         (declaration.database, declaration.name),
-        schema=schema_from_fields(declaration.fields),
+        schema=declaration.schema(),
         location=declaration.location.rstrip("/"),
-        partition_spec=partition_spec_from_fields(declaration.partition_fields),
+        partition_spec=declaration.partition_spec(),
         properties={**declaration.properties, "format-version": declaration.format_version},
     )
+
+
+def evolve_to_ledger(table: Any, name: str) -> None:
+    """After the CREATE (the ledger's `created` schema), what a deploy's `signals schema apply` adds:
+    the columns the field-id ledger assigned since, with its ids (a no-op while nothing was added)."""
+    from shared.ledger import load  # noqa: PLC0415
+    from signals.schema.apply import apply_iceberg  # noqa: PLC0415
+    from signals.schema.evolution import iceberg_tables  # noqa: PLC0415
+
+    spec = next((t for t in iceberg_tables() if t.name == name), None)
+    if spec is None:
+        return
+    report = apply_iceberg(table, load().table(name), spec, dry_run=False)
+    if report.errors:
+        raise TemplateError(f"{name}: the created table cannot take the ledger's columns: {report.errors}")
 
 
 def _without_catalog(database_input: dict[str, Any]) -> dict[str, Any]:

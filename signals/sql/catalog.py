@@ -124,18 +124,17 @@ class GlueCatalog:
         return self._read_hive(database, table, injected or {}, constraints, cancelled)
 
     def _read_metadata(self, database: str, name: str) -> Scan:
-        """An Iceberg metadata table, `"t$files"`, `$partitions`, `$snapshots`, `$history`, `$manifests`."""
+        """An Iceberg metadata table, `"t$files"`, `$partitions`, `$snapshots` or `$history`, with the
+        columns Athena engine version 3 answers with (`signals.sql.metadata` names its source)."""
+        from signals.sql import metadata  # noqa: PLC0415
+
         base, kind = name.split("$", 1)
         if not is_iceberg(self.table(database, base)):
             raise QueryError("NOT_SUPPORTED", f"{database}.{name}: metadata tables exist for Iceberg tables only")
-        inspect = self.iceberg_table(database, base).inspect
-        readers = {"files": inspect.files, "partitions": inspect.partitions, "snapshots": inspect.snapshots,
-                   "history": inspect.history, "manifests": inspect.manifests}
-        reader = readers.get(kind)
-        if reader is None:
+        if kind not in metadata.SUPPORTED:
             raise QueryError("NOT_SUPPORTED", f"{database}.{name}: the local engine has the metadata tables "
-                             f"{', '.join('$' + k for k in readers)}")
-        return Scan(_without_zones(reader()), 0, 0)
+                             f"{', '.join('$' + k for k in metadata.SUPPORTED)}")
+        return Scan(metadata.metadata_table(self.iceberg_table(database, base), kind), 0, 0)
 
     def _read_iceberg(self, database: str, name: str, constraints: Sequence[Constraint]) -> Scan:
         loaded = self.iceberg_table(database, name)

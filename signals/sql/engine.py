@@ -775,6 +775,8 @@ def _conform(arrow: Any, iceberg: Any, columns: list[str] | None, produced: list
 # --- errors --------------------------------------------------------------------------------------
 
 _NOT_FOUND_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"')
+#: `a.b` where `a` is neither a relation nor a row column: Trino reports the column unresolved.
+_NOT_FOUND_QUALIFIER = re.compile(r'Referenced table "([^"]+)" not found')
 _NOT_FOUND_FUNCTION = re.compile(r"(?:Scalar|Aggregate|Table) Function with name \"?([\w.]+)\"? does not exist")
 
 
@@ -786,6 +788,9 @@ def _translate(error: Exception, text: str) -> QueryError:
     if (match := _NOT_FOUND_COLUMN.search(message)) is not None:
         column = match[1] or match[2]
         return QueryError("COLUMN_NOT_FOUND", f"{_where(text, column)}Column '{column}' cannot be resolved or "
+                          "requester is not authorized to access requested resources")
+    if (match := _NOT_FOUND_QUALIFIER.search(message)) is not None:
+        return QueryError("COLUMN_NOT_FOUND", f"{_where(text, match[1])}Column '{match[1]}' cannot be resolved or "
                           "requester is not authorized to access requested resources")
     if (match := _NOT_FOUND_FUNCTION.search(message)) is not None:
         return QueryError("FUNCTION_NOT_FOUND", f"{_where(text, match[1])}Function '{match[1]}' not registered")

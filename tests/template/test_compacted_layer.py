@@ -12,7 +12,18 @@ import pytest
 
 from deploy import glue_columns
 from parser.records import Rejection
-from shared.iceberg import FORMAT_VERSION, IcebergTable, field_ids, iceberg_fields, partition_column
+from shared import ledger
+from shared.iceberg import (
+    FORMAT_VERSION,
+    DeclarationError,
+    IcebergTable,
+    field_ids,
+    iceberg_fields,
+    partition_column,
+    partition_spec_from_fields,
+    pyiceberg_schema,
+    schema_from_fields,
+)
 from shared.models import FieldError
 from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, Source
 from signals.local.template import ResolvedTemplate
@@ -75,7 +86,6 @@ def test_adding_a_field_keeps_every_declared_id(template_text: str, monkeypatch:
     by id), and the CREATE declaration stays as it is: `signals schema apply` adds the column."""
     import dataclasses  # noqa: PLC0415
 
-    from shared import ledger  # noqa: PLC0415
     from shared.schema import COMPACTED_BY_TYPE, FieldSpec, Kind  # noqa: PLC0415
     from signals.schema.evolution import compare  # noqa: PLC0415
 
@@ -92,6 +102,55 @@ def test_adding_a_field_keeps_every_declared_id(template_text: str, monkeypatch:
     assert after["auto_lock_delay_s"] == 23  # after attributes' key and value (21, 22)
     assert glue_columns.render_iceberg_table(grown) == glue_columns.render_iceberg_table(lock)
     assert glue_columns.render_iceberg_table(lock) in template_text
+
+
+def _iceberg_declarations(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Table name -> IcebergTableInput, for every Glue table the template declares with an IcebergInput."""
+    found = {}
+    for resource in template["Resources"].values():
+        iceberg = (resource["Properties"].get("OpenTableFormatInput") or {}).get("IcebergInput")
+        if resource["Type"] == "AWS::Glue::Table" and iceberg is not None:
+            found[resource["Properties"]["Name"]] = iceberg["IcebergTableInput"]
+    return found
+
+
+def test_every_iceberg_schema_in_the_template_parses_with_pyiceberg_and_round_trips(
+        template: dict[str, Any]) -> None:
+    """Each IcebergInput schema, read by pyiceberg's parser of the Iceberg JSON schema, has the ids and
+    types shared.schema derives; written back by pyiceberg it is the declaration, field for field (a
+    map's Type is its appendix-C JSON object, never the Hive `map<string,string>`)."""
+    declarations = _iceberg_declarations(template)
+    assert sorted(declarations) == sorted(t.name for t in ICEBERG_TABLES)
+    by_name = {t.name: t for t in ICEBERG_TABLES}
+    nested = 0
+    for name, declared in declarations.items():
+        assert declared["Schema"]["Type"] == "struct"
+        schema = schema_from_fields(declared["Schema"]["Fields"], table=name)
+        # the schema the table is created with: the ledger's `created` (today also its whole schema)
+        created = ledger.load().table(name).created_schema()
+        assert [(f.field_id, f.name, f.field_type, f.required) for f in schema.fields] == [
+            (f.field_id, f.name, f.field_type, f.required) for f in created.fields], name
+        assert schema == pyiceberg_schema(by_name[name]), name
+        written = json.loads(schema.model_dump_json(by_alias=True))["fields"]
+        for field, back in zip(declared["Schema"]["Fields"], written, strict=True):
+            declared_type = json.loads(field["Type"]) if field["Type"].startswith("{") else field["Type"]
+            assert (field["Id"], field["Name"], declared_type, field["Required"]) == (
+                back["id"], back["name"], back["type"], back["required"]), f"{name}.{field['Name']}"
+            nested += isinstance(declared_type, dict)
+        spec = partition_spec_from_fields(declared["PartitionSpec"]["Fields"], table=name)
+        assert [(f.source_id, f.field_id, f.name, str(f.transform)) for f in spec.fields] == [
+            (field_ids(by_name[name])["day"], 1000, "day", "identity")]
+    assert nested == 5  # the map columns: attributes (x3), attributes and resource_attributes (OTLP)
+
+
+def test_a_hive_type_string_is_refused_by_the_parser_with_table_and_field_named() -> None:
+    fields = [dict(f) for f in iceberg_fields(COMPACTED_TABLES[0])]
+    for field in fields:
+        if field["Name"] == "attributes":
+            field["Type"] = "map<string,string>"
+    refused = r"table int_lock_compacted_daily, field attributes: .*map<string,string>"
+    with pytest.raises(DeclarationError, match=refused):
+        schema_from_fields(fields, table="int_lock_compacted_daily")
 
 
 def test_compacted_tables_live_under_dbt_data(template: dict[str, Any]) -> None:

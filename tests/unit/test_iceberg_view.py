@@ -10,7 +10,9 @@ from shared.schema import AUDIT_TABLES, COMPACTED_BY_TYPE, COMPACTED_TABLES, TAB
 # Written independently of shared.iceberg's mapping.
 EXPECTED_TYPES = {
     "event_id": "string", "event_time": "timestamp", "received_at": "timestamp", "schema_version": "long",
-    "attributes": "map<string,string>", "battery_pct": "long", "temperature_c": "double",
+    # Iceberg spec, appendix C (JSON serialization): a map is an object with its key and value ids.
+    "attributes": '{"type":"map","key-id":21,"key":"string","value-id":22,"value":"string","value-required":false}',
+    "battery_pct": "long", "temperature_c": "double",
     "source_line": "long", "day": "string", "hour": "string",
 }
 

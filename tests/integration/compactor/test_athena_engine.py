@@ -76,7 +76,7 @@ class Faults:
         sql = sql_of(request.json()["QueryExecutionId"])
         if sql.startswith("WITH"):
             row = self.stats
-        elif "$files" in sql:
+        elif "$partitions" in sql:
             row = {"data_files": self.files}
         else:
             return None
@@ -111,7 +111,7 @@ def kinds(statements: list[str]) -> list[str]:
             return "conflicts"
         if sql.startswith("MERGE INTO"):
             return "merge"
-        return sql.split(maxsplit=1)[0].lower() if "$files" not in sql else "files"
+        return sql.split(maxsplit=1)[0].lower() if "$partitions" not in sql else "files"
     return [kind(sql) for sql in statements]
 
 

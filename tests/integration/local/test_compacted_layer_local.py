@@ -133,3 +133,31 @@ def test_an_iceberg_declaration_without_a_schema_fails_loudly() -> None:
         iceberg_declaration(bare)
     hive = Resource("Hive", "AWS::Glue::Table", {"DatabaseName": "db", "TableInput": {"Name": "t"}}, {})
     assert iceberg_declaration(hive) is None
+
+
+def test_the_local_stack_refuses_the_hive_map_declaration_and_provisions_nothing() -> None:
+    """The declaration of issue 18 (a map column typed `map<string,string>`): Glue takes an Iceberg
+    JSON type, so the embedded AWS must refuse it too, naming the resource, table and field."""
+    gateway = AwsGateway("127.0.0.1", free_port())
+    gateway.start()
+    gateway.reset()
+    try:
+        document = load_template(find_template())
+        lock = document["Resources"]["CompactedTableLock"]["Properties"]["OpenTableFormatInput"]["IcebergInput"]
+        for field in lock["IcebergTableInput"]["Schema"]["Fields"]:
+            if field["Name"] == "attributes":
+                field["Type"] = "map<string,string>"
+        template = ResolvedTemplate(document, parameters={"Environment": "local"},
+                                    stack_name="signals-pipeline-local", endpoint=gateway.url)
+        world = Embedded(gateway, read_wiring(template))
+        with pytest.raises(TemplateError) as refused:
+            provision(world.wiring, world.client, LocalTimings())
+        message = str(refused.value)
+        assert "CompactedTableLock" in message
+        assert "telemetry_alerts_local.int_lock_compacted_daily" in message
+        assert "field attributes" in message
+        assert "map<string,string>" in message
+        assert world.client("s3").list_buckets()["Buckets"] == []
+        assert world.client("glue").get_databases()["DatabaseList"] == []
+    finally:
+        gateway.stop()
