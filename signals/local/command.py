@@ -70,6 +70,12 @@ def register(subparsers: Any) -> None:
     add_stack_options(parser, port=4318, aws_port=4566, buffer_seconds=LOCAL_BUFFER_SECONDS)
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="on exit, copy the verified lake and the quarantine into DIR")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="keep the embedded AWS's state here across restarts: S3 objects, queues and their "
+                        "messages, DynamoDB, the Glue catalog with the Iceberg tables, Firehose buffers "
+                        "(default $SIGNALS_HOME/data; see docs/local-stack.md)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start empty: discard what the data directory kept")
     parser.set_defaults(func=run)
 
 
@@ -90,10 +96,31 @@ def report_dead_stack() -> int | None:
         return None
     dead = stale_local_pid(state) if isinstance(state, dict) else None
     if dead is not None:
-        print(f"signals local: the previous local stack (pid {dead}) died without stopping; the embedded AWS "
-              "state it held (buckets, queues, registry) is gone, unless `--keep DIR` had copied the lake "
-              "(that copy is made on a clean stop). Starting empty.", file=sys.stderr)
+        print(f"signals local: the previous local stack (pid {dead}) died without stopping; what its data "
+              "directory kept is restored below (a stack started without one, such as `signals demo`, kept "
+              "nothing).", file=sys.stderr)
     return dead
+
+
+def data_dir_of(args: argparse.Namespace) -> Path:
+    from signals.local.persist import default_data_dir  # noqa: PLC0415
+
+    if args.data_dir is not None:
+        return Path(args.data_dir).expanduser()
+    return default_data_dir(local_state_path().parent)
+
+
+def print_restore(stack: Any) -> None:
+    """What the data directory gave back, what a kill lost, and how the template differs from kept tables."""
+    data_dir = stack.settings.data_dir
+    lines = [f"signals local: data directory {data_dir}"]
+    restored = stack.restore_report.lines()
+    lines += [f"  {line}" for line in restored] if restored else ["  empty: provisioned from template.yaml"]
+    if stack.template_changes:
+        lines.append("  template.yaml differs from the tables kept (none was created again; "
+                     "`signals schema apply --env local` applies the schema's additive changes):")
+        lines += [f"    {line}" for line in stack.template_changes]
+    print("\n".join(lines), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        with LocalStack(settings_from(args, keep_dir=args.keep)) as stack:
+        settings = settings_from(args, keep_dir=args.keep, data_dir=data_dir_of(args), fresh=args.fresh)
+        with LocalStack(settings) as stack:
+            print_restore(stack)
             print_banner(stack)
             try:
                 while not stop.wait(0.5):
@@ -122,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"signals local: {exc} (is another process using the port? try --port / --aws-port)", file=sys.stderr)
         return 1
+    except RuntimeError as exc:  # the data directory: in use, another format, a stream gone
+        print(f"signals local: {exc}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.keep is not None:
         print(f"kept the verified lake and quarantine in {args.keep}")
+    print(f"state saved in {data_dir_of(args)} (`signals local` starts from it again; --fresh starts empty)")
     print("stopped")
     return 0
 

@@ -132,6 +132,11 @@ class FirehoseStandIn:
         self._interval_override = interval_override
         self._clock = clock
         self._lock = threading.Lock()
+        # Held from taking a buffer until its object is in S3, and by a data-directory snapshot, so a
+        # snapshot sees every accepted record either in a buffer or in S3 (signals.local.persist).
+        self.delivery_lock = threading.RLock()
+        #: Called under the lock with the records each call accepted (the data directory's journal).
+        self.on_accept: Callable[[str, list[bytes]], None] | None = None
         self._buffers = {name: _Buffer() for name in streams}
         self.stats = {name: StreamStats() for name in streams}
         self._in_flight = 0
@@ -196,8 +201,13 @@ class FirehoseStandIn:
                                     f"have length less than or equal to {MAX_RECORD_BYTES}")
         if sum(len(data) for data in records) > MAX_BATCH_BYTES:
             raise FirehoseError("InvalidArgumentException", "Records size exceeds 4 MiB limit")
+        with self.delivery_lock:
+            return self._put_record_batch(stream, records)
+
+    def _put_record_batch(self, stream: StreamSpec, records: list[bytes]) -> dict[str, Any]:
         responses: list[dict[str, str]] = []
         failed = 0
+        accepted: list[bytes] = []
         to_flush: list[tuple[StreamSpec, _Buffer]] = []
         with self._lock:
             if self._fail_calls:
@@ -220,7 +230,10 @@ class FirehoseStandIn:
                     buffer.first_arrival = self._clock()
                 buffer.records.append(data)
                 buffer.size += len(data)
+                accepted.append(data)
                 responses.append({"RecordId": secrets.token_hex(28)})
+            if accepted and self.on_accept is not None:
+                self.on_accept(stream.name, accepted)
             stats.records_in += len(records) - failed
             stats.bytes_in += sum(len(d) for d in records)
             stats.records_failed += failed
@@ -345,14 +358,30 @@ class FirehoseStandIn:
         """Deliver every buffer whose interval has passed (all of them with `force`); returns objects written."""
         now = self._clock()
         due: list[tuple[StreamSpec, _Buffer]] = []
-        with self._lock:
-            for name, buffer in self._buffers.items():
-                stream = self.streams[name]
-                if buffer.records and (force or now - (buffer.first_arrival or now) >= self.interval(stream)):
-                    due.append((stream, self._take(name)))
-        for stream, buffer in due:
-            self._deliver(stream, buffer)
+        with self.delivery_lock:
+            with self._lock:
+                for name, buffer in self._buffers.items():
+                    stream = self.streams[name]
+                    if buffer.records and (force or now - (buffer.first_arrival or now) >= self.interval(stream)):
+                        due.append((stream, self._take(name)))
+            for stream, buffer in due:
+                self._deliver(stream, buffer)
         return len(due)
+
+    def buffered(self) -> dict[str, tuple[list[bytes], float | None]]:
+        """Every non-empty buffer: its records and the arrival time of the oldest (for a snapshot)."""
+        with self._lock:
+            return {name: (list(b.records), b.first_arrival) for name, b in self._buffers.items() if b.records}
+
+    def refill(self, stream_name: str, records: list[bytes], first_arrival: float | None) -> None:
+        """Put records back into a stream's buffer (a restart from a data directory); not counted as new."""
+        stream = self._stream(stream_name)
+        with self._lock:
+            buffer = self._buffers[stream.name]
+            if buffer.first_arrival is None or (first_arrival is not None and first_arrival < buffer.first_arrival):
+                buffer.first_arrival = first_arrival if first_arrival is not None else self._clock()
+            buffer.records.extend(records)
+            buffer.size += sum(len(r) for r in records)
 
     def pending_records(self) -> int:
         """Records accepted but not yet in S3 (buffered or being written)."""

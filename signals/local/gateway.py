@@ -99,12 +99,28 @@ class _Interceptors:
             return list(self._by_service.get(service, ()))
 
 
+class Recorder:
+    """What a data directory needs from the gateway (signals.local.persist): a gate and a journal.
+
+    Every request that may change one of `services` (as moto answers it) runs inside `gate.shared()`
+    and is noted by `note(service, operation, method, path)` first.
+    """
+
+    def __init__(self, services: Iterable[str], gate: Any, note: Callable[[str, str | None, str, str], None],
+                 mutating: Callable[[str, str | None, str], bool]) -> None:
+        self.services = frozenset(services)
+        self.gate = gate
+        self.note = note
+        self.mutating = mutating
+
+
 class GatewayApp:
     """A WSGI app: the interceptors first, then moto's own dispatcher."""
 
     def __init__(self, moto_app: Any, interceptors: _Interceptors) -> None:
         self._moto = moto_app
         self._interceptors = interceptors
+        self.recorder: Recorder | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         headers = Headers([(k[5:].replace("_", "-").title(), str(v)) for k, v in environ.items()
@@ -133,6 +149,24 @@ class GatewayApp:
                 if response is not None:
                     result: Iterable[bytes] = response(environ, start_response)
                     return result
+        recorder = self.recorder
+        if recorder is not None:
+            service = service_of(headers)
+            if service in recorder.services:
+                assert service is not None
+                path = environ.get("PATH_INFO", "/")
+                method = environ.get("REQUEST_METHOD", "GET")
+                operation = headers.get("X-Amz-Target", "").rsplit(".", 1)[-1] or None
+                if operation is None and method == "POST" and service != "s3":
+                    body = _read_body(environ)
+                    environ["wsgi.input"] = io.BytesIO(body)
+                    environ["CONTENT_LENGTH"] = str(len(body))
+                    operation = operation_of(headers, path, body)
+                if recorder.mutating(service, operation, method):
+                    with recorder.gate.shared():
+                        recorder.note(service, operation, method, path)
+                        recorded: Iterable[bytes] = self._moto(environ, start_response)
+                        return recorded
         moto_result: Iterable[bytes] = self._moto(environ, start_response)
         return moto_result
 
@@ -165,6 +199,10 @@ class AwsGateway:
             host, port, self._app, threaded=True, request_handler=MotoRequestHandler
         )
         self._thread: threading.Thread | None = None
+        from signals.local.persist import Gate  # noqa: PLC0415
+
+        #: Changing requests share it while recording; a data-directory snapshot takes it alone.
+        self.gate = Gate()
 
     @property
     def port(self) -> int:
@@ -173,6 +211,10 @@ class AwsGateway:
     @property
     def url(self) -> str:
         return f"http://{self._server.server_address[0]!s}:{self.port}"
+
+    def record(self, recorder: Recorder | None) -> None:
+        """Gate and journal the requests that change the recorder's services (None: stop)."""
+        self._app.recorder = recorder
 
     def intercept(self, service: str, interceptor: Interceptor, *, operation: str | None = None) -> Callable[[], None]:
         """Let `interceptor` answer `service` requests (only `operation`, when given); returns its remover.

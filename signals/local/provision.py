@@ -59,14 +59,22 @@ class IcebergDeclaration:
         return partition_spec_from_fields(self.partition_fields, table=self.qualified_name)
 
 
-def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> None:
-    """`client(service)` returns a boto3 client bound to the embedded AWS."""
+def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> list[str]:
+    """`client(service)` returns a boto3 client bound to the embedded AWS.
+
+    On state restored from a data directory (signals.local.persist), what exists is kept: a queue
+    gets the template's attributes, a bucket its notifications, and a table, database or Iceberg
+    table that exists is never created again; how the template now differs from it is returned, one
+    line per difference (nothing is changed: `signals schema apply` evolves tables).
+    """
     check_iceberg_declarations(wiring)  # before anything exists: a refused declaration provisions nothing
+    report: list[str] = []
     _queues(wiring, client("sqs"), timings)
     _buckets(wiring, client("s3"))
-    _tables(wiring, client("dynamodb"))
-    _glue(wiring, client("glue"))
+    report += _tables(wiring, client("dynamodb"))
+    report += _glue(wiring, client("glue"))
     _workgroups(wiring, client("athena"))
+    return report
 
 
 def iceberg_catalog(endpoint: str, region: str = REGION, glue: Any = None) -> Any:
@@ -114,16 +122,29 @@ def _queues(wiring: Wiring, sqs: Any, timings: LocalTimings) -> None:
             attributes["RedrivePolicy"] = json.dumps(
                 {"deadLetterTargetArn": queue.dlq_arn, "maxReceiveCount": queue.max_receive_count}
             )
-        sqs.create_queue(QueueName=queue.name, Attributes=attributes)
+        existing = _queue_url(sqs, queue.name)
+        if existing is None:
+            sqs.create_queue(QueueName=queue.name, Attributes=attributes)
+        else:  # kept with its messages; its settings are the template's (and this start's timings)
+            changeable = {k: v for k, v in attributes.items() if k not in ("FifoQueue",)}
+            sqs.set_queue_attributes(QueueUrl=existing, Attributes=changeable)
+
+
+def _queue_url(sqs: Any, name: str) -> str | None:
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
 
 
 def _buckets(wiring: Wiring, s3: Any) -> None:
     template = wiring.template
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     for resource in template.of_type("AWS::S3::Bucket"):
-        s3.create_bucket(
-            Bucket=template.physical_name(resource.logical_id),
-            CreateBucketConfiguration={"LocationConstraint": template.region},
-        )
+        name = template.physical_name(resource.logical_id)
+        if name in existing:
+            continue
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": template.region})
     by_bucket: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for notification in wiring.notifications:
         entry: dict[str, Any] = {"QueueArn": notification.queue_arn, "Events": list(notification.events)}
@@ -138,10 +159,16 @@ def _buckets(wiring: Wiring, s3: Any) -> None:
         )
 
 
-def _tables(wiring: Wiring, dynamodb: Any) -> None:
+def _tables(wiring: Wiring, dynamodb: Any) -> list[str]:
     template = wiring.template
+    report: list[str] = []
+    existing = set(dynamodb.list_tables().get("TableNames", []))
     for resource in template.of_type("AWS::DynamoDB::Table"):
         props = resource.properties
+        name = template.physical_name(resource.logical_id)
+        if name in existing:
+            report += _dynamodb_difference(dynamodb.describe_table(TableName=name)["Table"], props)
+            continue
         request: dict[str, Any] = {
             "TableName": template.physical_name(resource.logical_id),
             "KeySchema": props["KeySchema"],
@@ -154,6 +181,28 @@ def _tables(wiring: Wiring, dynamodb: Any) -> None:
         if indexes:
             request["GlobalSecondaryIndexes"] = indexes
         dynamodb.create_table(**request)
+    return report
+
+
+def _dynamodb_difference(table: dict[str, Any], props: dict[str, Any]) -> list[str]:
+    name = table["TableName"]
+    report: list[str] = []
+    if _key_schema(table.get("KeySchema")) != _key_schema(props.get("KeySchema")):
+        report.append(f"DynamoDB {name}: the template declares another key schema (kept as it is: a new key "
+                      "schema is a new table, which would lose the registry; start with --fresh to take it)")
+    live = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes") or []}
+    declared = {str(index["IndexName"]) for index in props.get("GlobalSecondaryIndexes") or []}
+    if declared - live:
+        report.append(f"DynamoDB {name}: the template adds index(es) {', '.join(sorted(declared - live))} "
+                      "(not created on kept data)")
+    if live - declared:
+        report.append(f"DynamoDB {name}: index(es) {', '.join(sorted(live - declared))} are no longer declared "
+                      "(kept)")
+    return report
+
+
+def _key_schema(schema: Any) -> list[tuple[str, str]]:
+    return [(str(k["AttributeName"]), str(k["KeyType"])) for k in schema or []]
 
 
 def _index(index: dict[str, Any], billing_mode: str) -> dict[str, Any]:
@@ -163,24 +212,89 @@ def _index(index: dict[str, Any], billing_mode: str) -> dict[str, Any]:
     return result
 
 
-def _glue(wiring: Wiring, glue: Any) -> None:
+def _glue(wiring: Wiring, glue: Any) -> list[str]:
     template = wiring.template
+    report: list[str] = []
+    databases = {db["Name"] for page in glue.get_paginator("get_databases").paginate() for db in page["DatabaseList"]}
     for resource in template.of_type("AWS::Glue::Database"):
-        glue.create_database(DatabaseInput=_without_catalog(resource.properties["DatabaseInput"]))
+        database_input = _without_catalog(resource.properties["DatabaseInput"])
+        if database_input["Name"] not in databases:
+            glue.create_database(DatabaseInput=database_input)
     iceberg: list[IcebergDeclaration] = []
     for resource in template.of_type("AWS::Glue::Table"):
         declaration = iceberg_declaration(resource)
+        database = str(resource.properties["DatabaseName"])
+        table_input = resource.properties.get("TableInput") or {}
+        live = _glue_table(glue, database, str(declaration.name if declaration else table_input["Name"]))
         if declaration is not None:
-            iceberg.append(declaration)
+            if live is None:
+                iceberg.append(declaration)
+            else:
+                report += _iceberg_difference(template, glue, declaration)
             continue
-        glue.create_table(
-            DatabaseName=str(resource.properties["DatabaseName"]),
-            TableInput=resource.properties["TableInput"],
-        )
+        if live is None:
+            glue.create_table(DatabaseName=database, TableInput=table_input)
+        else:
+            report += _column_difference(f"{database}.{live['Name']}", live, table_input)
     if iceberg:
         catalog = iceberg_catalog(template.endpoint, template.region, glue)
         for declaration in iceberg:
             evolve_to_ledger(create_iceberg_table(catalog, declaration), declaration.name)
+    return report
+
+
+def _glue_table(glue: Any, database: str, name: str) -> dict[str, Any] | None:
+    try:
+        table: dict[str, Any] = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    return table
+
+
+def _columns(columns: Any) -> dict[str, str]:
+    return {str(c["Name"]).lower(): str(c["Type"]).lower().replace(" ", "") for c in columns or []}
+
+
+def _difference(label: str, live: dict[str, str], declared: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    added = [name for name in declared if name not in live]
+    changed = [name for name in declared if name in live and live[name] != declared[name]]
+    dropped = [name for name in live if name not in declared]
+    if added:
+        lines.append(f"{label}: the template adds column(s) {', '.join(f'{n} {declared[n]}' for n in added)}")
+    for name in changed:
+        lines.append(f"{label}: column {name} is {live[name]}, the template declares {declared[name]}")
+    if dropped:
+        lines.append(f"{label}: column(s) {', '.join(dropped)} are no longer declared (kept)")
+    return lines
+
+
+def _column_difference(label: str, live: dict[str, Any], table_input: dict[str, Any]) -> list[str]:
+    descriptor = live.get("StorageDescriptor") or {}
+    declared = table_input.get("StorageDescriptor") or {}
+    return (_difference(f"Glue {label}", _columns(descriptor.get("Columns")), _columns(declared.get("Columns")))
+            + _difference(f"Glue {label} partition keys", _columns(live.get("PartitionKeys")),
+                          _columns(table_input.get("PartitionKeys"))))
+
+
+def _iceberg_difference(template: Any, glue: Any, declaration: IcebergDeclaration) -> list[str]:
+    """What `signals schema apply` would change on a kept Iceberg table (the template declares the
+    ledger's frozen `created` schema, so comparing with it would call every applied column undeclared)."""
+    from shared.ledger import LedgerError, load  # noqa: PLC0415
+    from signals.schema.apply import apply_iceberg  # noqa: PLC0415
+    from signals.schema.evolution import iceberg_tables  # noqa: PLC0415
+
+    catalog = iceberg_catalog(template.endpoint, template.region, glue)
+    table = catalog.load_table((declaration.database, declaration.name))
+    spec = next((t for t in iceberg_tables() if t.name == declaration.name), None)
+    if spec is None:
+        return [f"Iceberg {declaration.qualified_name}: not in shared/schema.py (kept)"]
+    try:
+        report = apply_iceberg(table, load().table(declaration.name), spec, dry_run=True)
+    except LedgerError as error:
+        return [f"Iceberg {declaration.qualified_name}: {error}"]
+    return [f"Iceberg {declaration.qualified_name}: `signals schema apply` {line.split(': ', 1)[1]}"
+            for line in report.lines()]
 
 
 def check_iceberg_declarations(wiring: Wiring) -> list[IcebergDeclaration]:

@@ -34,8 +34,9 @@ from signals.local.api import IngestApi
 from signals.local.athena import LocalAthena
 from signals.local.cloudwatch import CloudWatchPublisher
 from signals.local.firehose import FirehoseStandIn, interceptor
-from signals.local.gateway import AwsGateway
+from signals.local.gateway import AwsGateway, Recorder
 from signals.local.lambda_api import LambdaInvoke
+from signals.local.persist import PERSISTED_SERVICES, DataDir, RestoreReport, is_mutating, template_digest
 from signals.local.pollers import Schedule, SqsPoller
 from signals.local.provision import provision
 from signals.local.resources import Provisioned, provision_resources
@@ -89,6 +90,10 @@ class LocalSettings:
     timings: LocalTimings = field(default_factory=LocalTimings)
     template_path: Path | None = None
     keep_dir: Path | None = None
+    # Keep the embedded AWS's state here across restarts (signals.local.persist); None: in memory only.
+    data_dir: Path | None = None
+    fresh: bool = False  # with data_dir: start empty, discarding what it kept
+    snapshot_seconds: float = 1.0  # with data_dir: how often changed state is written
     write_state: bool = True  # the state file other `signals` commands find the stack by
     route_function_output: bool = True  # function logs and EMF metrics to SIGNALS_HOME/logs/
     run_schedules: bool = True
@@ -144,6 +149,10 @@ class LocalStack:
         self._state_path: Path | None = None
         self.provisioned = Provisioned()
         self.cloudwatch: CloudWatchPublisher | None = None
+        self.data: DataDir | None = None
+        self.restore_report = RestoreReport()
+        #: How template.yaml differs from the tables kept in the data directory (nothing re-created).
+        self.template_changes: list[str] = []
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -296,6 +305,12 @@ class LocalStack:
         self._gateway.reset()
 
         template_path = settings.template_path or find_template()
+        buffers: dict[str, list[tuple[list[bytes], float | None]]] = {}
+        if settings.data_dir is not None:
+            self.data = DataDir(settings.data_dir, interval=settings.snapshot_seconds)
+            if settings.fresh:
+                self.data.wipe()
+            self.restore_report, buffers = self.data.restore(template_digest(template_path))
         document = load_template(template_path)
         parameters = {"Environment": "local"} if "Environment" in (document.get("Parameters") or {}) else {}
         self.template = ResolvedTemplate(
@@ -316,8 +331,15 @@ class LocalStack:
         self._gateway.intercept("firehose", interceptor(self._firehose))
         self._set_process_environ()
         self._clients = EndpointClients(self.session(), {}, self._aws_endpoint)
-        provision(self.wiring, self.client, settings.timings)
+        self.template_changes = provision(self.wiring, self.client, settings.timings)
         self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
+        if self.data is not None:
+            self._refill_firehose(buffers)
+            assert self.data.journal is not None
+            self._firehose.on_accept = self.data.journal.firehose
+            self.data.attach(self._gateway.gate, self._firehose)
+            self._gateway.record(Recorder(PERSISTED_SERVICES, self._gateway.gate, self.data.journal.request,
+                                          is_mutating))
         # Athena's query operations run on the local engine (moto keeps the workgroups).
         self._athena = LocalAthena(self.session(), self._aws_endpoint)
         self._athena.install(self._gateway)
@@ -348,6 +370,17 @@ class LocalStack:
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _refill_firehose(self, buffers: dict[str, list[tuple[list[bytes], float | None]]]) -> None:
+        assert self._firehose is not None
+        for stream, chunks in buffers.items():
+            for records, first_arrival in chunks:
+                if stream not in self._firehose.streams:
+                    # Kept, not dropped: the journal and snapshot stay until a stack with the stream reads them.
+                    raise RuntimeError(f"the data directory holds {len(records)} Firehose record(s) for stream "
+                                       f"{stream}, which template.yaml no longer declares; start on a template "
+                                       "that has it (or --fresh to discard them)")
+                self._firehose.refill(stream, records, first_arrival)
 
     def _start_cloudwatch(self) -> None:
         """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
@@ -415,6 +448,14 @@ class LocalStack:
                 self.keep(self.settings.keep_dir)
             except Exception:
                 log.exception("could not copy the lake to %s", self.settings.keep_dir)
+        if self.data is not None:
+            try:
+                self.data.stop()  # the last snapshot, after Firehose wrote its buffers and the queues drained
+            except Exception:
+                log.exception("could not save the local stack's state into %s", self.data.path)
+            if self._gateway is not None:
+                self._gateway.record(None)
+            self.data = None
         if self._routed is not None:
             uninstall_routed_stdout(self._routed)
             self._routed = None
