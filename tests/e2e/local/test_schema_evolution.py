@@ -91,6 +91,34 @@ class Signals:
     def json(self, *arguments: str) -> Any:
         return json.loads(self.run(*arguments).stdout)
 
+    def batch(self, *commands: Sequence[str], timeout: float = 300) -> list[dict[str, Any]]:
+        """Several `signals` commands, in order, through the CLI's `main` in one interpreter of this copy
+        (each new interpreter pays seconds of imports); each must exit 0. Their outputs, in order."""
+        completed = subprocess.run([sys.executable, "-c", BATCH, json.dumps([list(c) for c in commands])],
+                                   cwd=self.repo, env=self.environ, capture_output=True, text=True, timeout=timeout,
+                                   check=False)
+        assert completed.returncode == 0, (commands, completed.stdout[-3000:], completed.stderr[-3000:])
+        results: list[dict[str, Any]] = json.loads(completed.stdout.splitlines()[-1])
+        for result in results:
+            assert result["code"] == 0, result
+        return results
+
+
+#: Runs each argv list through `signals.cli.main`, capturing its stdout and stderr; prints them as JSON.
+BATCH = """
+import contextlib, io, json, sys
+from signals.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    results.append({"argv": argv, "code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+    if code != 0:
+        break
+sys.__stdout__.write("\\n" + json.dumps(results) + "\\n")
+"""
+
 
 def query(sql: str) -> list[dict[str, Any]]:
     """`signals query` in this process (the local Athena engine reads the tables from Glue and Iceberg,
@@ -300,12 +328,13 @@ def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_coun
     stack = Stack(new, data_dir, tmp_path / "stack-2.log")
     stacks.append(stack)
     assert count(compacted_sql) == LOCK_EVENTS  # the data survived the restart
-    new.run("schema", "apply", "--env", "local")
-    backfill = new.json("backfill", "--env", "local", "--table", "lock", "--from", day, "--to", day, "--json")
+    backfill_lock = ("backfill", "--env", "local", "--table", "lock", "--from", day, "--to", day, "--json")
+    _, backfilled, _ = new.batch(("schema", "apply", "--env", "local"), backfill_lock,
+                                 ("redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local"))
+    backfill = json.loads(backfilled["stdout"])
     assert backfill["totals"]["values_lifted"] == WITH_DELAY, backfill
     assert backfill["totals"]["values_unfit"] == 0, backfill
     assert backfill["totals"]["compacted_inserted"] == 0, backfill
-    new.run("redrive", "quarantine", "--reason", "unknown_device_type", "--env", "local")
     wait_until(lambda: count_or_none(f"SELECT count(*) FROM telemetry_thermostat_flat WHERE day = '{day}'")
                == THERMOSTATS, "the redriven thermostat events in the verified table")
     assert new.json("compact", "--json")["days_failed"] == 0
@@ -328,8 +357,8 @@ def test_a_field_and_a_device_type_arrive_and_nothing_is_renumbered_lost_or_coun
               (ALERTS, "int_thermostat_compacted_daily")]
     before = metadata_locations(stack, tables[1:])
     columns_before = stack.client("glue").get_table(DatabaseName=tables[0][0], Name=tables[0][1])["Table"]
-    new.run("schema", "apply", "--env", "local")
-    again = new.json("backfill", "--env", "local", "--table", "lock", "--from", day, "--to", day, "--json")
+    _, second = new.batch(("schema", "apply", "--env", "local"), backfill_lock)
+    again = json.loads(second["stdout"])
     assert again["totals"]["files_rewritten"] == 0, again
     assert [d["outcome"] for d in again["days"]] == ["unchanged"]
     assert metadata_locations(stack, tables[1:]) == before
