@@ -306,21 +306,15 @@ def audit_rows(run_id: str, started: datetime, table: Any, reports: Sequence[Day
 
 
 def record_audit(env: Environment, run_id: str, started: datetime, table: Any, reports: Sequence[DayReport]) -> None:
+    """One `INSERT INTO backfill_runs ... VALUES` through `signals query`: Athena on a deployed env, the
+    local Athena engine (the same statement, one Iceberg commit) on the local stack."""
+    from compactor.athena_engine import insert_values  # noqa: PLC0415
+    from compactor.dedup import relation  # noqa: PLC0415
     from shared.schema import BACKFILL_RUNS, audit_database  # noqa: PLC0415
+    from signals.query import query  # noqa: PLC0415
 
     rows = audit_rows(run_id, started, table, reports)
     database = env.outputs.get(Output.AUDIT_DATABASE) or audit_database(env.name)
-    if env.endpoint_url is not None:
-        from compactor.local_engine import audit_rows as arrow_rows  # noqa: PLC0415
-        from signals.local.provision import iceberg_catalog  # noqa: PLC0415
-
-        catalog = iceberg_catalog(env.endpoint_url, glue=env.client("glue"))
-        catalog.load_table((database, BACKFILL_RUNS.name)).append(arrow_rows(BACKFILL_RUNS, rows))
-        return
-    from compactor.athena_engine import insert_values  # noqa: PLC0415
-    from compactor.dedup import relation  # noqa: PLC0415
-    from signals.query import query  # noqa: PLC0415
-
     query(env, insert_values(relation(database, BACKFILL_RUNS.name), rows, BACKFILL_RUNS))
 
 
