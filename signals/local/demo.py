@@ -299,6 +299,11 @@ def judge(tally: Any, landed: Landed, drained: bool) -> list[Check]:
                         f"{got_quarantine} records, {expected_quarantine} bad events accepted"
                         + ("" if landed.quarantine == tally.expected_quarantine
                            else f" (got {dict(landed.quarantine)}, expected {dict(tally.expected_quarantine)})")))
+    parked = sum(tally.parked.values())
+    parked_landed = sum(count for device_type, count in landed.quarantine_by_type.items()
+                        if device_type not in {t.value for t in DEVICE_TABLES})
+    checks.append(Check("parked events in quarantine", parked_landed == parked,
+                        f"{parked_landed} records of an unknown device type, {parked} parked by the ingester"))
     checks.append(Check("OTLP log rows", landed.otlp_rows == tally.logs_emitted,
                         f"{landed.otlp_rows} rows, {tally.logs_emitted} records emitted by the SDK"))
     checks.append(Check("resent OTLP batch", landed.resent_rows == 2 * RESENT_RECORDS,
@@ -342,6 +347,7 @@ def _size(count_bytes: tuple[int, int]) -> str:
 
 def print_report(out: TextIO, tally: Any, landed: Landed, timings: dict[str, float], checks: list[Check], *,
                  sample_sql: str, sample: Any) -> None:
+    from signals.local.simulate import NEW_DEVICE_TYPE  # noqa: PLC0415
     from signals.query import render  # noqa: PLC0415
 
     write = out.write
@@ -349,6 +355,9 @@ def print_report(out: TextIO, tally: Any, landed: Landed, timings: dict[str, flo
     write(f"  {tally.requests} requests, {tally.events_sent} device events: {tally.accepted} accepted, "
           f"{sum(tally.rejected.values())} rejected by the ingester "
           f"({', '.join(f'{k} {v}' for k, v in sorted(tally.rejected.items())) or 'none'})\n")
+    write(f"  of the accepted, {sum(tally.parked.values())} parked: a device type the schema does not know yet "
+          f"({NEW_DEVICE_TYPE}); in raw, quarantined as unknown_device_type until the type is added and "
+          "`signals redrive quarantine --reason unknown_device_type` replays them\n")
     write(f"  {tally.logs_emitted} log records from the OpenTelemetry SDK (OTLP/HTTP, gzip)\n")
     write(f"  retries on purpose: {tally.retried_requests} device requests POSTed twice ({tally.retried_rows} good "
           f"events sent again), one OTLP batch of {RESENT_RECORDS} records resent\n")

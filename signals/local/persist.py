@@ -263,6 +263,8 @@ class RestoreReport:
     lost_s3_keys: list[str] = field(default_factory=list)
     firehose_replayed: int = 0  # journaled records put back into the buffers
     firehose_buffered: int = 0  # records that were in the buffers at the snapshot
+    lines_replayed: int = 0  # raw lines (events, OTLP requests) in the replayed records
+    lines_buffered: int = 0
     template_changed: bool = False
 
     def lines(self) -> list[str]:
@@ -287,9 +289,10 @@ class RestoreReport:
                 out.append("  lost requests: none")
         if self.firehose_replayed:
             out.append(f"  Firehose records accepted after the snapshot, put back in the buffers: "
-                       f"{self.firehose_replayed}")
+                       f"{self.firehose_replayed} ({self.lines_replayed} lines)")
         if self.firehose_buffered:
-            out.append(f"  Firehose records still buffered at the snapshot: {self.firehose_buffered}")
+            out.append(f"  Firehose records still buffered at the snapshot: {self.firehose_buffered} "
+                       f"({self.lines_buffered} lines)")
         return out
 
 
@@ -386,6 +389,7 @@ class DataDir:
             for stream, (records, first_arrival) in snapshot.get("firehose", {}).items():
                 buffers.setdefault(stream, []).append((list(records), first_arrival))
                 report.firehose_buffered += len(records)
+                report.lines_buffered += sum(r.count(b"\n") for r in records)
         for entry in read_journal(self.path / JOURNAL):
             if entry.get("seq", 0) <= seq:
                 continue
@@ -393,6 +397,7 @@ class DataDir:
                 records = [base64.b64decode(r) for r in entry.get("records", [])]
                 buffers.setdefault(str(entry["stream"]), []).append((records, float(entry.get("t", time.time()))))
                 report.firehose_replayed += len(records)
+                report.lines_replayed += sum(r.count(b"\n") for r in records)
                 continue
             if not report.restored and not entry.get("service"):
                 continue

@@ -2,9 +2,12 @@
 
 Devices send batches the way the ingest API takes them (JSON array, `{"events": [...]}`, NDJSON,
 some gzipped), with a realistic share of bad records: some the parser quarantines (out-of-range
-values, missing fields, event times outside the accepted window) and some the ingester rejects
-outright (unknown device type, not an object). Every event's fate is predicted, so a run can be
-checked: rows per table = accepted good events, quarantine per reason = accepted bad ones.
+values, missing fields, event times outside the accepted window), some of a device type the schema
+does not know yet (`thermostat`: the ingester parks them, accepted into raw and listed in `parked`,
+and the parser quarantines them as `unknown_device_type` until `signals redrive quarantine` replays
+them), and some the ingester rejects outright (a malformed device type such as `Lock`, not an
+object). Every event's fate is predicted, so a run can be checked: rows per table = accepted good
+events, quarantine per reason = accepted bad ones (parked ones included).
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ _BAD_KINDS: Final = (
     (Reason.INVALID_VALUE.value, 0.4),
     (Reason.MISSING_FIELD.value, 0.2),
     (Reason.EVENT_TIME_OUT_OF_RANGE.value, 0.15),
-    ("ingester:" + Reason.UNKNOWN_DEVICE_TYPE.value, 0.15),
+    ("parked:" + Reason.UNKNOWN_DEVICE_TYPE.value, 0.1),  # a new type: accepted, quarantined, replayable
+    ("ingester:" + Reason.UNKNOWN_DEVICE_TYPE.value, 0.05),  # a malformed type: rejected
     ("ingester:" + Reason.NOT_AN_OBJECT.value, 0.1),
 )
+#: The device type the parked events carry (well formed, unknown to shared.schema).
+NEW_DEVICE_TYPE: Final = "thermostat"
 _EVENT_NAMES: Final = {
     DeviceType.LOCK: ("bolt_changed", "door_changed", "battery_report", "keypad_entry"),
     DeviceType.BRIDGE: ("heartbeat", "wifi_report", "device_paired"),
@@ -68,6 +74,7 @@ class Tally:
     events_sent: int = 0
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # by the ingester, per reason
+    parked: Counter[str] = field(default_factory=Counter)  # accepted with an unknown device type, per reason
     expected_rows: Counter[str] = field(default_factory=Counter)  # per device type, every copy
     expected_distinct: Counter[str] = field(default_factory=Counter)  # per device type, each event once
     retried_requests: int = 0  # requests POSTed a second time on purpose (a client retrying)
@@ -140,8 +147,11 @@ def spoil(event: dict[str, Any], kind: str, rng: random.Random, now: datetime) -
     if kind == Reason.EVENT_TIME_OUT_OF_RANGE.value:
         event["event_time"] = rfc3339_ms(now - timedelta(days=rng.randint(45, 400)))
         return event
+    if kind == "parked:" + Reason.UNKNOWN_DEVICE_TYPE.value:
+        event["device_type"] = NEW_DEVICE_TYPE
+        return event
     if kind.endswith(Reason.UNKNOWN_DEVICE_TYPE.value):
-        event["device_type"] = "thermostat"
+        event["device_type"] = event["device_type"].capitalize()  # `Lock`: not a well-formed type name
         return event
     return rng.choice((42, "not an event", [1, 2]))  # not a JSON object
 
@@ -192,14 +202,18 @@ class DeviceFleet:
                    rng: random.Random, round_number: int) -> None:
         now = datetime.now(UTC)
         events: list[Any] = []
-        fates: list[tuple[str, str]] = []  # ("row", type) | ("quarantine", reason) | ("reject", reason)
+        # ("row", type) | ("quarantine", reason) | ("park", reason) | ("reject", reason)
+        fates: list[tuple[str, str]] = []
         for _ in range(rng.randint(*self.batch)):
             event = device_event(device_type, device_id, rng, now)
             if rng.random() < self.bad_share:
                 kind = rng.choices([k for k, _ in _BAD_KINDS], weights=[w for _, w in _BAD_KINDS])[0]
                 events.append(spoil(event, kind, rng, now))
-                predicted = ("reject", kind.split(":", 1)[1]) if kind.startswith("ingester:") else ("quarantine", kind)
-                fates.append(predicted)
+                if kind.startswith(("ingester:", "parked:")):
+                    where, reason = kind.split(":", 1)
+                    fates.append(("reject" if where == "ingester" else "park", reason))
+                else:
+                    fates.append(("quarantine", kind))
             else:
                 events.append(event)
                 fates.append(("row", device_type.value))
@@ -222,11 +236,15 @@ class DeviceFleet:
                 self.tally.http_errors[status] += 1
                 return False
             rejected = {int(r["index"]): str(r["reason"]) for r in reply.get("rejected", [])}
+            parked = {int(r["index"]): str(r["reason"]) for r in reply.get("parked", [])}
             self.tally.accepted += int(reply.get("accepted", 0))
             self.tally.retried_requests += retried
             for index, (fate, what) in enumerate(fates):
                 if index in rejected:
                     self.tally.rejected[rejected[index]] += 1
+                elif index in parked:  # in raw: the parser quarantines it until the schema knows its type
+                    self.tally.parked[parked[index]] += 1
+                    self.tally.expected_quarantine[parked[index]] += 1
                 elif fate == "row":
                     self.tally.expected_rows[what] += 1
                     if retried:
@@ -235,7 +253,7 @@ class DeviceFleet:
                         self.tally.expected_distinct[what] += 1
                 elif fate == "quarantine":
                     self.tally.expected_quarantine[what] += 1
-                else:  # predicted an ingester reject that did not happen: the parser must judge it
+                else:  # predicted a reject or a park that did not happen: the parser must judge it
                     self.tally.expected_quarantine[what] += 1
             return True
 
