@@ -28,7 +28,7 @@ from compactor.dal import AthenaQueries, AthenaThrottled
 from compactor.dedup import ATHENA, DayQuery, Relations, literal, quote, relation, timestamp_literal, vacuum
 from compactor.logic import DayCounts, DayOutcome, DayUnit, OutOfTime, RunInfo, iso_us
 from shared.handler import RemainingMs
-from shared.iceberg import live_schema_mismatch
+from shared.ledger import live_schema_mismatch
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, Kind
 
 FIRST_POLL_S: Final = 0.25

@@ -35,7 +35,8 @@ from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
 from shared.arrow import arrow_type
 from shared.handler import RemainingMs
-from shared.iceberg import glue_catalog, live_schema_mismatch
+from shared.iceberg import glue_catalog
+from shared.ledger import live_schema_mismatch
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
 
 _TIMESTAMP_KINDS = (Kind.TIMESTAMP_MS, Kind.TIMESTAMP_US)

@@ -4,10 +4,11 @@ Two blocks of `AWS::Glue::Table` resources sit between marker comments in templa
 
 - the verified tables, generated from `shared.schema.TABLES` (columns from `glue_columns`,
   partition keys from `glue_partition_keys`, location from the table's `type=` prefix);
-- the compacted layer: the four Iceberg (v2) tables of `shared.schema.COMPACTED_TABLES` in the
+- the compacted layer: the Iceberg (v2) tables of `shared.schema.COMPACTED_TABLES` in the
   alerts database and the three of `AUDIT_TABLES` in the audit database (schema, field ids and the
-  identity partition on `day` from `shared.iceberg`), and `quarantine_records`, a Hive JSON table
-  over the quarantine bucket with partition projection on source/day/hour.
+  identity partition on `day` from `shared.iceberg`), `quarantine_records`, a Hive JSON table
+  over the quarantine bucket with partition projection on source/day/hour, and `schema_drift`, the
+  parser's drift counts (parser.drift) under the same bucket's `schema_drift/`, projected on day/hour.
 
 Edit the schema, then run
 
@@ -24,11 +25,12 @@ from pathlib import Path
 from typing import Final
 
 from shared.iceberg import FORMAT_VERSION, IcebergTable, field_ids, iceberg_fields, partition_column
-from shared.layout import QUARANTINE_ROOT
+from shared.layout import DRIFT_ROOT, QUARANTINE_ROOT
 from shared.schema import (
     AUDIT_TABLES,
     COMPACTED_TABLES,
     QUARANTINE_RECORDS_TABLE,
+    SCHEMA_DRIFT_TABLE,
     TABLES,
     CompactedTableSpec,
     Source,
@@ -245,6 +247,60 @@ def render_quarantine_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Columns of the parser's drift lines (parser.drift), one per raw object, device type, key and kind.
+DRIFT_COLUMNS: Final = (
+    {"Name": "device_type", "Type": "string", "Comment": "Device type of the rows."},
+    {"Name": "key", "Type": "string", "Comment": "Unknown top-level key, kept in extra."},
+    {"Name": "kind", "Type": "string", "Comment": "Inferred JSON kind: int, float, bool, string, object, array."},
+    {"Name": "rows", "Type": "bigint", "Comment": "Rows of the raw object carrying the key with this kind."},
+    {"Name": "type_rows", "Type": "bigint", "Comment": "Rows of this device type in the raw object."},
+    {"Name": "first_seen", "Type": "string", "Comment": "Earliest received_at of those rows (RFC 3339 UTC)."},
+    {"Name": "last_seen", "Type": "string", "Comment": "Latest received_at of those rows (RFC 3339 UTC)."},
+    {"Name": "firmware_versions", "Type": "array<string>", "Comment": "Firmware versions of those rows (at most 20)."},
+    {"Name": "firmware_versions_more", "Type": "bigint", "Comment": "Further firmware versions not listed."},
+    {"Name": "source_key", "Type": "string", "Comment": "Raw object the rows came from."},
+)
+DRIFT_PARTITION_KEYS: Final = (
+    {"Name": "day", "Type": "string", "Comment": "Arrival day of the raw object, UTC (YYYY-MM-DD)."},
+    {"Name": "hour", "Type": "string", "Comment": "Arrival hour of the raw object, UTC (HH)."},
+)
+DRIFT_LOGICAL_ID: Final = "AuditTableSchemaDrift"
+DRIFT_DESCRIPTION: Final = "Unknown top-level keys the parser kept in extra, per raw object, device type and kind."
+
+
+def render_drift_table() -> str:
+    projection = {key: value for key, value in quarantine_projection().items() if ".source." not in key}
+    lines = [
+        f"  {DRIFT_LOGICAL_ID}:",
+        "    Type: AWS::Glue::Table",
+        "    Properties:",
+        "      CatalogId: !Ref AWS::AccountId",
+        "      DatabaseName: !Ref AuditDatabase",
+        "      TableInput:",
+        f"        Name: {SCHEMA_DRIFT_TABLE}",
+        f"        Description: {_scalar(DRIFT_DESCRIPTION)}",
+        "        TableType: EXTERNAL_TABLE",
+        "        Parameters:",
+        "          classification: json",
+        "          compressionType: gzip",
+        '          EXTERNAL: "TRUE"',
+        *(f"          {key}: {_sub_if_needed(value)}" for key, value in projection.items()),
+        "        PartitionKeys:",
+        *(f"          - {_flow(key)}" for key in DRIFT_PARTITION_KEYS),
+        "        StorageDescriptor:",
+        f"          Location: !Sub s3://${{QuarantineBucket}}/{DRIFT_ROOT}",
+        f"          InputFormat: {_TEXT_INPUT_FORMAT}",
+        f"          OutputFormat: {_TEXT_OUTPUT_FORMAT}",
+        "          SerdeInfo:",
+        f"            SerializationLibrary: {_JSON_SERDE}",
+        "            Parameters:",
+        '              ignore.malformed.json: "true"',
+        "          Columns:",
+        *(f"            - {_flow(column)}" for column in DRIFT_COLUMNS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _sub_if_needed(value: str) -> str:
     return f"!Sub {_scalar(value)}" if "${" in value else _scalar(value)
 
@@ -257,7 +313,7 @@ _JSON_SERDE: Final = "org.openx.data.jsonserde.JsonSerDe"
 def render_iceberg_block() -> str:
     iceberg: tuple[IcebergTable, ...] = (*COMPACTED_TABLES, *AUDIT_TABLES)
     tables = [render_iceberg_table(table) for table in iceberg]
-    return ICEBERG_BEGIN + "\n".join([*tables, render_quarantine_table()]) + ICEBERG_END
+    return ICEBERG_BEGIN + "\n".join([*tables, render_quarantine_table(), render_drift_table()]) + ICEBERG_END
 
 
 # --- the template file ---------------------------------------------------------------------------

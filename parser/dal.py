@@ -58,6 +58,10 @@ class OutputObjects:
         self._s3.delete_object(Bucket=bucket, Key=key)
 
 
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
 class ProcessingRecords:
     """The registry table's raw processing records (item design: shared.registry_keys)."""
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from parser.core import ParseOutcome, ParseSettings, RawObject, parse_raw
 from parser.dal import PARQUET_CONTENT_TYPE, QUARANTINE_CONTENT_TYPE, OutputObjects, ProcessingRecords, RawObjects
+from parser.drift import drift_lines, encode
 from shared.layout import (
     META_ROWS,
     META_SCHEMA_VERSION,
@@ -27,6 +28,7 @@ from shared.layout import (
     META_SOURCE_KEY,
     META_TYPE,
     Partition,
+    drift_key,
     output_name,
     quarantine_key,
     source_of_raw_key,
@@ -100,6 +102,11 @@ class ParserService:
                 q_key = quarantine_key(source, Partition.from_epoch_ms(arrival_ms), name)
                 self._outputs.put_file(self._targets.quarantine_bucket, q_key, outcome.quarantine.path,
                                        QUARANTINE_CONTENT_TYPE)
+            drift = drift_lines(outcome.verified, ref.key)
+            if drift:  # unknown keys in `extra`: counted for `signals schema drift` (parser.drift)
+                self._outputs.put_bytes(self._targets.quarantine_bucket,
+                                        drift_key(Partition.from_epoch_ms(arrival_ms), name), encode(drift),
+                                        QUARANTINE_CONTENT_TYPE)
         now_ms = int(self._clock() * 1000)
         record = {
             "item_type": "raw",

@@ -57,6 +57,36 @@ def _ledger_table(table: IcebergTable) -> LedgerTable:
     return ledger.load().table(table.name)
 
 
+def ledger_schema(recorded: LedgerTable) -> Any:
+    """The `pyiceberg.schema.Schema` a deployed table has once applied: every field the ledger ever
+    assigned (tombstoned ones included: they stay in the table), in id order."""
+    from pyiceberg.schema import Schema  # noqa: PLC0415
+
+    every = sorted((ledger.iceberg_field(f) for f in (*recorded.fields, *recorded.dropped)), key=lambda f: int(f["id"]))
+    return Schema.model_validate({"type": "struct", "schema-id": 0, "fields": every})
+
+
+def ledger_active_schema(recorded: LedgerTable) -> Any:
+    """The columns the code writes (`shared.schema` order), as a pyiceberg Schema."""
+    from pyiceberg.schema import Schema  # noqa: PLC0415
+
+    return Schema.model_validate({"type": "struct", "schema-id": 0,
+                                  "fields": [ledger.iceberg_field(f) for f in recorded.fields]})
+
+
+def ledger_created_schema(recorded: LedgerTable) -> Any:
+    """The schema the table was created with (what template.yaml declares)."""
+    from pyiceberg.schema import Schema  # noqa: PLC0415
+
+    return Schema.model_validate(dict(recorded.created))
+
+
+def ledger_partition_spec(recorded: LedgerTable) -> Any:
+    from pyiceberg.partitioning import PartitionSpec  # noqa: PLC0415
+
+    return PartitionSpec.model_validate(dict(recorded.partition_spec))
+
+
 def field_ids(table: IcebergTable) -> dict[str, int]:
     """Column name -> Iceberg field id, from the ledger, for every column `shared.schema` declares."""
     ids = _ledger_table(table).ids()
@@ -69,7 +99,7 @@ def field_ids(table: IcebergTable) -> dict[str, int]:
 
 def map_field_ids(table: IcebergTable) -> dict[str, tuple[int, int]]:
     """Map column name -> (key id, value id), from the ledger."""
-    schema = _ledger_table(table).active_schema()
+    schema = ledger_active_schema(_ledger_table(table))
     return {f.name: (f.field_type.key_id, f.field_type.value_id) for f in schema.fields
             if f.name in table.column_names and not f.field_type.is_primitive}
 
@@ -106,7 +136,7 @@ def iceberg_fields(table: IcebergTable) -> list[dict[str, Any]]:
     so a nested type travels as its JSON text.
     """
     docs = {spec.name: spec.description for spec in table.fields}
-    created = _ledger_table(table).created_schema()
+    created = ledger_created_schema(_ledger_table(table))
     return [
         {"Id": f.field_id, "Name": f.name, "Type": _type_json(f.field_type), "Required": f.required,
          "Doc": docs.get(f.name, f.doc or "")[:255]}
@@ -127,13 +157,13 @@ def pyiceberg_schema(table: IcebergTable) -> Any:
     from pyiceberg.schema import Schema  # noqa: PLC0415
 
     docs = {spec.name: spec.description for spec in table.fields}
-    schema = _ledger_table(table).schema()
+    schema = ledger_schema(_ledger_table(table))
     return Schema(*(f.model_copy(update={"doc": docs.get(f.name, f.doc)}) for f in schema.fields))
 
 
 def pyiceberg_partition_spec(table: IcebergTable) -> Any:
     """Identity partitioning on `day`, its source id from the ledger (`pyiceberg.partitioning.PartitionSpec`)."""
-    spec = _ledger_table(table).partition()
+    spec = ledger_partition_spec(_ledger_table(table))
     column = partition_column(table)
     if [f.source_id for f in spec.fields] != [field_ids(table)[column]]:
         raise LedgerError(f"{table.name}: the ledger's partition spec is not on {column}")
@@ -272,48 +302,3 @@ def glue_catalog(name: str, *, region: str, endpoint_url: str | None = None, cre
             if frozen.token:
                 properties[f"{service}.session-token"] = frozen.token
     return GlueCatalog(name, client=glue, **properties)
-
-
-# --- the compactor's schema guard ------------------------------------------------------------------
-
-#: Column parameters Iceberg's Glue catalogs (Athena's, pyiceberg's) write on a table's Glue columns.
-GLUE_FIELD_ID: Final = "iceberg.field.id"
-GLUE_FIELD_CURRENT: Final = "iceberg.field.current"
-
-
-def schema_fingerprint(columns: Mapping[str, tuple[int | None, str]]) -> str:
-    return ledger.columns_fingerprint((fid or 0, name, kind.lower()) for name, (fid, kind) in columns.items())
-
-
-def live_schema_mismatch(table: IcebergTable, glue_table: Mapping[str, Any]) -> str | None:
-    """Why the live table (Glue `GetTable`'s description) cannot take the MERGE this code writes, or None.
-
-    Every column the code writes must be in the table's current schema with the ledger's field id (when
-    Glue shows ids) and type. Columns the table has beyond those (tombstoned, or added by hand) do not
-    matter to the MERGE, which names its columns.
-    """
-    from shared.schema import glue_type  # noqa: PLC0415
-
-    ids = field_ids(table)
-    expected = {spec.name: (ids[spec.name], glue_type(spec.kind)) for spec in table.fields}
-    live: dict[str, tuple[int | None, str]] = {}
-    for column in (glue_table.get("StorageDescriptor") or {}).get("Columns") or []:
-        params = column.get("Parameters") or {}
-        if str(params.get(GLUE_FIELD_CURRENT, "true")).lower() == "false":
-            continue
-        field_id = params.get(GLUE_FIELD_ID)
-        live[str(column["Name"])] = (int(field_id) if field_id is not None else None, str(column["Type"]))
-    problems = []
-    for name, (field_id, kind) in expected.items():
-        have = live.get(name)
-        if have is None:
-            problems.append(f"{name} (id {field_id}) is missing")
-        elif have[1].lower() != kind:
-            problems.append(f"{name} is {have[1]}, the ledger says {kind}")
-        elif have[0] is not None and have[0] != field_id:
-            problems.append(f"{name} has id {have[0]}, the ledger {field_id}")
-    if not problems:
-        return None
-    seen = {name: (live[name][0], live[name][1]) for name in expected if name in live}
-    return (f"schema fingerprint {schema_fingerprint(seen)} of the live table is not the ledger's "
-            f"{schema_fingerprint(expected)}: {'; '.join(problems)}")

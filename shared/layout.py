@@ -14,6 +14,8 @@ from typing import Final
 
 VERIFIED_ROOT: Final = "telemetry_flat/"
 QUARANTINE_ROOT: Final = "quarantine/"
+#: Schema drift counts (parser.drift), in the quarantine bucket beside the quarantine records.
+DRIFT_ROOT: Final = "schema_drift/"
 RAW_ROOT: Final = "raw/"
 VERIFIED_SUFFIX: Final = ".parquet"
 QUARANTINE_SUFFIX: Final = ".jsonl.gz"
@@ -80,6 +82,11 @@ def verified_key(type_value: str, partition: Partition, name: str) -> str:
 
 def quarantine_key(source: str, partition: Partition, name: str) -> str:
     return f"{QUARANTINE_ROOT}source={source}/{partition.path}/{name}{QUARANTINE_SUFFIX}"
+
+
+def drift_key(partition: Partition, name: str) -> str:
+    """`schema_drift/day=/hour=/{name}.jsonl.gz`: one raw object's drift lines (its arrival hour)."""
+    return f"{DRIFT_ROOT}{partition.path}/{name}{QUARANTINE_SUFFIX}"
 
 
 def raw_prefix(source: str) -> str:

@@ -29,16 +29,17 @@ appended). `created` is what template.yaml's `IcebergInput` declares, so a schem
 changes the CloudFormation resource (whose `MetadataOperation: CREATE` cannot evolve a table):
 `signals schema apply` adds the rest.
 
-Only the standard library at import (the compactor's Lambda reads ids from here); pyiceberg is
-imported by the functions that return its objects.
+Only the standard library, never pyiceberg (the compactor's Lambda reads ids and checks live schemas
+from here); `shared.iceberg` turns a ledger table into pyiceberg's objects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -83,31 +84,6 @@ class LedgerTable:
     def dropped_field(self, name: str) -> Mapping[str, Any] | None:
         return next((f for f in self.dropped if f["name"] == name), None)
 
-    def schema(self) -> Any:
-        """The `pyiceberg.schema.Schema` a deployed table has once applied: every field the ledger
-        ever assigned (tombstoned ones included: they stay in the table), in id order."""
-        from pyiceberg.schema import Schema  # noqa: PLC0415
-
-        every = sorted((_iceberg_field(f) for f in (*self.fields, *self.dropped)), key=lambda f: int(f["id"]))
-        return Schema.model_validate({"type": "struct", "schema-id": 0, "fields": every})
-
-    def active_schema(self) -> Any:
-        """The columns the code writes (`shared.schema` order), as a pyiceberg Schema."""
-        from pyiceberg.schema import Schema  # noqa: PLC0415
-
-        return Schema.model_validate({"type": "struct", "schema-id": 0,
-                                      "fields": [_iceberg_field(f) for f in self.fields]})
-
-    def created_schema(self) -> Any:
-        from pyiceberg.schema import Schema  # noqa: PLC0415
-
-        return Schema.model_validate(dict(self.created))
-
-    def partition(self) -> Any:
-        from pyiceberg.partitioning import PartitionSpec  # noqa: PLC0415
-
-        return PartitionSpec.model_validate(dict(self.partition_spec))
-
     def fingerprint(self, glue_type_of: Mapping[str, str]) -> str:
         """Digest of the active columns as Glue shows a deployed Iceberg table: (id, name, Glue type)."""
         return columns_fingerprint((int(f["id"]), str(f["name"]), glue_type_of[str(f["name"])]) for f in self.fields)
@@ -119,7 +95,7 @@ def columns_fingerprint(columns: Iterable[tuple[int, str, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _iceberg_field(field: Mapping[str, Any]) -> dict[str, Any]:
+def iceberg_field(field: Mapping[str, Any]) -> dict[str, Any]:
     """A ledger field without the ledger's own keys (`dropped-in`), as Iceberg's JSON has it."""
     return {k: v for k, v in field.items() if k in ("id", "name", "type", "required", "doc")}
 
@@ -152,10 +128,28 @@ def parse(text: str) -> Ledger:
     return Ledger({name: LedgerTable.from_json(name, table) for name, table in data["tables"].items()})
 
 
-@functools.cache
+_override: list[Ledger] = []
+
+
 def load() -> Ledger:
-    """The committed ledger (read once per process)."""
+    """The committed ledger (read once per process), or the one `proposed` puts in its place."""
+    return _override[-1] if _override else _committed()
+
+
+@functools.cache
+def _committed() -> Ledger:
     return parse(LEDGER_PATH.read_text())
+
+
+@contextlib.contextmanager
+def proposed(ledger: Ledger) -> Iterator[None]:
+    """Within the block, `load()` is this ledger: what a proposed schema change renders as
+    (`signals schema suggest` renders template.yaml with the ids it proposes)."""
+    _override.append(ledger)
+    try:
+        yield
+    finally:
+        _override.pop()
 
 
 def dumps(data: Mapping[str, Any]) -> str:
@@ -194,3 +188,52 @@ def _items(items: Any, indent: str) -> list[str]:
 
 def _one_line(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
+
+
+# --- the compactor's schema guard ------------------------------------------------------------------
+
+#: Column parameters Iceberg's Glue catalogs (Athena's, pyiceberg's) write on a table's Glue columns.
+GLUE_FIELD_ID: Final = "iceberg.field.id"
+GLUE_FIELD_CURRENT: Final = "iceberg.field.current"
+
+
+def schema_fingerprint(columns: Mapping[str, tuple[int | None, str]]) -> str:
+    return columns_fingerprint((fid or 0, name, kind.lower()) for name, (fid, kind) in columns.items())
+
+
+def live_schema_mismatch(table: Any, glue_table: Mapping[str, Any]) -> str | None:
+    """Why the live table (Glue `GetTable`'s description) cannot take the MERGE this code writes, or None.
+
+    `table`: a `shared.schema` compacted or audit table. Every column the code writes must be in the
+    table's current schema with the ledger's field id (when Glue shows ids: Iceberg's Glue catalogs
+    write `iceberg.field.id` on each column) and type. Columns the table has beyond those (tombstoned,
+    or added by hand) do not matter to the MERGE, which names its columns.
+    """
+    from shared.schema import glue_type  # noqa: PLC0415
+
+    ids = load().table(table.name).ids()
+    missing = [spec.name for spec in table.fields if spec.name not in ids]
+    if missing:
+        raise LedgerError(f"{table.name}: {', '.join(missing)} have no field id in {LEDGER_PATH.name}")
+    expected = {spec.name: (ids[spec.name], glue_type(spec.kind)) for spec in table.fields}
+    live: dict[str, tuple[int | None, str]] = {}
+    for column in (glue_table.get("StorageDescriptor") or {}).get("Columns") or []:
+        params = column.get("Parameters") or {}
+        if str(params.get(GLUE_FIELD_CURRENT, "true")).lower() == "false":
+            continue
+        field_id = params.get(GLUE_FIELD_ID)
+        live[str(column["Name"])] = (int(field_id) if field_id is not None else None, str(column["Type"]))
+    problems = []
+    for name, (field_id, kind) in expected.items():
+        have = live.get(name)
+        if have is None:
+            problems.append(f"{name} (id {field_id}) is missing")
+        elif have[1].lower() != kind:
+            problems.append(f"{name} is {have[1]}, the ledger says {kind}")
+        elif have[0] is not None and have[0] != field_id:
+            problems.append(f"{name} has id {have[0]}, the ledger {field_id}")
+    if not problems:
+        return None
+    seen = {name: live[name] for name in expected if name in live}
+    return (f"schema fingerprint {schema_fingerprint(seen)} of the live table is not the ledger's "
+            f"{schema_fingerprint(expected)}: {'; '.join(problems)}")

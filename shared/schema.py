@@ -509,6 +509,8 @@ BACKFILL_RUNS: Final = AuditTableSpec(
 AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS, BACKFILL_RUNS)
 #: The quarantine bucket's JSON lines as a Glue table in the audit database (partition projection).
 QUARANTINE_RECORDS_TABLE: Final = "quarantine_records"
+#: The parser's drift counts (parser.drift) as a Glue table in the audit database (partition projection).
+SCHEMA_DRIFT_TABLE: Final = "schema_drift"
 
 
 def compacted_glue_columns(table: CompactedTableSpec | AuditTableSpec) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shared.iceberg import IcebergTable
+from shared.iceberg import IcebergTable, ledger_schema
 from shared.ledger import LedgerTable
 from shared.ledger import load as load_ledger
 from shared.schema import TABLES, CompactedTableSpec, TableSpec, glue_columns
@@ -50,9 +50,11 @@ class TableReport:
     applied: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{self.table}: {a}" for a in self.applied]
+        out += [f"{self.table}: {n}" for n in self.notes]
         out += [f"{self.table}: DRIFT {d}" for d in self.drift]
         out += [f"{self.table}: ERROR {e}" for e in self.errors]
         return out
@@ -76,7 +78,7 @@ def _type_name(field_type: Any) -> str:
 def plan_iceberg(live_schema: Any, live_last_column_id: int, expected: LedgerTable) -> IcebergPlan:
     """What `apply` would do to a live table (pyiceberg Schema) to make it the ledger's."""
     plan = IcebergPlan()
-    wanted = expected.schema()
+    wanted = ledger_schema(expected)
     live_by_id = {f.field_id: f for f in live_schema.fields}
     for want in wanted.fields:
         live = live_by_id.get(want.field_id)
@@ -198,7 +200,8 @@ def apply_verified(glue: Any, database: str, spec: TableSpec, *, dry_run: bool) 
     try:
         live = glue.get_table(DatabaseName=database, Name=spec.name)["Table"]
     except glue.exceptions.EntityNotFoundException:
-        report.errors.append(f"no such table in {database}: the deploy (or `signals local`) creates it")
+        report.notes.append(f"not in {database} yet: the deploy creates it (and the registry, with the "
+                            "table's first verified file), with the schema's columns")
         return report
     columns = list(live["StorageDescriptor"].get("Columns") or [])
     by_name = {str(c["Name"]).lower(): c for c in columns}

@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
     drift = commands.add_parser("drift", help="unknown keys the parser kept in `extra`, per device type")
     add_env_arguments(drift)
     drift.add_argument("--type", dest="device_type", default=None, help="only this device type")
+    drift.add_argument("--days", type=int, default=30, help="received in the last DAYS days (default 30)")
     drift.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     drift.set_defaults(func=run_drift)
 
@@ -46,6 +47,7 @@ def register(subparsers: Any) -> None:
     suggest.add_argument("target", metavar="TYPE.KEY|TYPE")
     add_env_arguments(suggest)
     suggest.add_argument("--repo", type=Path, default=None, help="checkout to patch (default: this one)")
+    suggest.add_argument("--days", type=int, default=30, help="drift and parked events of the last DAYS days")
     suggest.set_defaults(func=run_suggest)
 
 

@@ -80,8 +80,8 @@ def _type_json(kind: Kind, key_id: int = 0, value_id: int = 0) -> Any:
 
 
 def _field_json(field_id: int, spec: FieldSpec, key_id: int = 0, value_id: int = 0) -> dict[str, Any]:
-    return {"id": field_id, "name": spec.name, "required": spec.required,
-            "type": _type_json(spec.kind, key_id, value_id)}
+    return {"id": field_id, "name": spec.name, "type": _type_json(spec.kind, key_id, value_id),
+            "required": spec.required}
 
 
 def new_table(table: IcebergTable, version: int = 1) -> LedgerTable:

@@ -19,13 +19,14 @@ from shared.iceberg import (
     IcebergTable,
     field_ids,
     iceberg_fields,
+    ledger_created_schema,
     partition_column,
     partition_spec_from_fields,
     pyiceberg_schema,
     schema_from_fields,
 )
 from shared.models import FieldError
-from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, Source
+from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, SCHEMA_DRIFT_TABLE, Source
 from signals.local.template import ResolvedTemplate
 from tests.template.conftest import decode, of_type, target
 
@@ -61,7 +62,7 @@ def test_databases_are_named_as_the_running_system_has_them(resources: Resources
 def test_each_database_holds_exactly_its_tables(template: dict[str, Any]) -> None:
     assert sorted(_tables_in(template, "AlertsDatabase")) == sorted(t.name for t in COMPACTED_TABLES)
     assert sorted(_tables_in(template, "AuditDatabase")) == sorted(
-        [*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE])
+        [*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE, SCHEMA_DRIFT_TABLE])
 
 
 @pytest.mark.parametrize("table", ICEBERG_TABLES, ids=lambda t: t.name)
@@ -127,7 +128,7 @@ def test_every_iceberg_schema_in_the_template_parses_with_pyiceberg_and_round_tr
         assert declared["Schema"]["Type"] == "struct"
         schema = schema_from_fields(declared["Schema"]["Fields"], table=name)
         # the schema the table is created with: the ledger's `created` (today also its whole schema)
-        created = ledger.load().table(name).created_schema()
+        created = ledger_created_schema(ledger.load().table(name))
         assert [(f.field_id, f.name, f.field_type, f.required) for f in schema.fields] == [
             (f.field_id, f.name, f.field_type, f.required) for f in created.fields], name
         assert schema == pyiceberg_schema(by_name[name]), name

@@ -344,12 +344,13 @@ def test_data_actions_are_scoped_to_named_resources(resources: Resources) -> Non
     assert checked >= 10
 
 
-def test_parser_writes_only_under_the_verified_and_quarantine_roots(resources: Resources) -> None:
+def test_parser_writes_only_under_the_verified_quarantine_and_drift_roots(resources: Resources) -> None:
     role = resources[target(_props(resources, "ParserFunction")["Role"])]
     puts = [s for s in _statements(role) if "s3:PutObject" in _as_list(s["Action"])]
     resources_written = sorted(str(r["Fn::Sub"]) for s in puts for r in _as_list(s["Resource"]))
     assert resources_written == [
         f"${{QuarantineBucket.Arn}}/{layout.QUARANTINE_ROOT}*",
+        f"${{QuarantineBucket.Arn}}/{layout.DRIFT_ROOT}*",
         f"${{VerifiedBucket.Arn}}/{layout.VERIFIED_ROOT}*",
     ]
 
