@@ -16,6 +16,7 @@ import sqlglot
 from compactor.athena_engine import insert_values
 from compactor.dedup import ATHENA, DUCKDB, DayQuery, Relations, fingerprint_sql, relation, vacuum
 from shared.schema import (
+    BACKFILL_RUNS,
     COMPACTED_BY_TYPE,
     COMPACTED_TABLES,
     COMPACTION_RUNS,
@@ -107,7 +108,11 @@ def test_athena_statements_parse_as_trino(table: CompactedTableSpec) -> None:
                 query.data_files_select(ALERTS_DB),
                 insert_values(relation(AUDIT_DB, COMPACTION_RUNS.name), [
                     {"run_id": "r", "started_at": datetime(2026, 3, 10, 13), "table_name": table.name, "day": DAY,
-                     "inserted": 3, "outcome": "succeeded", "error": "it's fine"}])):
+                     "inserted": 3, "outcome": "succeeded", "error": "it's fine"}]),
+                insert_values(relation(AUDIT_DB, BACKFILL_RUNS.name), [
+                    {"run_id": "b", "started_at": datetime(2026, 3, 10, 13), "table_name": table.name, "day": DAY,
+                     "columns": "auto_lock_delay_s", "values_lifted": 30, "unfit_columns": '{"x": 1}',
+                     "outcome": "succeeded"}], BACKFILL_RUNS)):
         parsed = sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
         assert not isinstance(parsed, sqlglot.exp.Command), sql[:80]
     merge = sqlglot.parse_one(query.merge(), read="trino")
