@@ -315,9 +315,10 @@ class CompactedTableSpec:
 
     name: str
     source: TableSpec
-    #: The column copies of one event share (`event_id`); None: the key is a fingerprint of
-    #: `content_columns` (OTLP records carry no id).
-    key_column: str | None
+    #: The columns copies of one event share: (`device_id`, `event_id`) for devices (two devices may
+    #: number their events alike); empty: the key is a fingerprint of `content_columns` (OTLP records
+    #: carry no id).
+    key_columns: tuple[str, ...]
     description: str
 
     @property
@@ -343,15 +344,27 @@ class CompactedTableSpec:
         return f"{COMPACTED_DATA_PREFIX}{self.name}/"
 
 
+#: The dedup key of a device event: an event id is unique per device only.
+DEVICE_KEY_COLUMNS: Final[tuple[str, ...]] = ("device_id", "event_id")
+
+
+def device_event_key(device_id: str, event_id: str) -> str:
+    """A device event's key as text (`event_key` in duplicate_conflicts, the chaos ledger's ids):
+    `<characters in device_id>:<device_id>:<event_id>`, e.g. `6:lock-1:e1`. The length prefix makes
+    it unambiguous whatever the ids contain; `compactor.dedup.key_sql` computes the same text in SQL
+    (`length` counts code points in Trino, DuckDB and Python alike)."""
+    return f"{len(device_id)}:{device_id}:{event_id}"
+
+
 def _compacted(source: TableSpec) -> CompactedTableSpec:
     device = source.type_value != OTLP_TYPE
     return CompactedTableSpec(
         name=f"int_{source.type_value}_compacted_daily",
         source=source,
-        key_column="event_id" if device else None,
+        key_columns=DEVICE_KEY_COLUMNS if device else (),
         description=(
             f"{source.description.split(',')[0]}, deduplicated: one row per "
-            + ("event_id" if device else "log record (content fingerprint)")
+            + ("(device_id, event_id)" if device else "log record (content fingerprint)")
             + " and day, the earliest copy."
         ),
     )
@@ -417,7 +430,8 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
         FieldSpec("detected_at", Kind.TIMESTAMP_US, "When the run found it.", required=True),
         _TABLE_NAME,
         _AUDIT_DAY,
-        FieldSpec("event_key", Kind.STRING, "The shared key: event_id (devices) or content fingerprint (OTLP).",
+        FieldSpec("event_key", Kind.STRING, "The shared key: <len(device_id)>:<device_id>:<event_id> (devices), "
+                  "or the content fingerprint (OTLP).",
                   required=True),
         FieldSpec("kept_source_key", Kind.STRING, "Raw object of the copy in the compacted table."),
         FieldSpec("kept_source_line", Kind.INT, "Its line."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from shared.schema import device_event_key
 from tests.integration.compactor.support import BASE, World, day_of, lock_row, otlp_row
 
 DAY, HOUR = day_of(BASE)
@@ -39,7 +40,7 @@ def test_retried_posts_and_a_conflicting_copy_compact_to_one_row_per_event(world
     assert {r["source_key"] for r in rows} == {"raw/json_telemetry/a"}  # the earliest copy of each
     assert all(r["bolt_state"] == "locked" for r in rows)
     (conflict,) = world.conflicts()
-    assert conflict["event_key"] == "e3"
+    assert conflict["event_key"] == device_event_key("lock-1", "e3")
     assert (conflict["kept_source_key"], conflict["kept_source_line"]) == ("raw/json_telemetry/a", 3)
     assert (conflict["conflicting_source_key"], conflict["conflicting_source_line"]) == ("raw/json_telemetry/c", 1)
     assert conflict["differing_columns"] == "attributes,bolt_state"
@@ -119,3 +120,20 @@ def test_a_day_that_piled_up_files_is_rewritten_and_old_snapshots_expire(world: 
     # the last run's maintenance came after its rewrite.
     assert len(table.snapshots()) <= 2
     assert table.scan().to_arrow().num_rows == 3
+
+
+def test_another_devices_event_with_the_same_id_is_compacted_not_a_conflict(world: World) -> None:
+    """Issue 18: firmware numbering events from 1 on two devices (or a sender guessing an id first)
+    must not keep the other device's event out of the compacted table as a conflict."""
+    mine = lock_row("1", line=1)
+    theirs = dict(lock_row("1", line=2, received=BASE + timedelta(minutes=1), bolt_state="unlocked"),
+                  device_id="lock-2")
+    world.write_verified("lock", DAY, HOUR, [mine, theirs])
+
+    result = run(world)
+
+    day = by_day(result)[("int_lock_compacted_daily", DAY)]
+    assert (day["inserted"], day["conflicting_duplicates"]) == (2, 0)
+    assert sorted((r["device_id"], r["event_id"], r["bolt_state"]) for r in world.compacted("lock")) == [
+        ("lock-1", "1", "locked"), ("lock-2", "1", "unlocked")]
+    assert world.conflicts() == []
