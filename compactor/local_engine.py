@@ -254,13 +254,34 @@ class LocalEngine:
 
     def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         compacted = self._load(self._alerts_database, table.name)
-        current = compacted.current_snapshot()
-        cutoff_ms = int(older_than.timestamp() * 1000)
-        old = [s.snapshot_id for s in compacted.snapshots()
-               if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)]
-        if old:
-            compacted.maintenance.expire_snapshots().by_ids(old).commit()
-        return f"{table.name}: expired {len(old)} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+        expired = _expire(compacted, older_than)
+        return f"{table.name}: expired {expired} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+
+    def maintain_audit(self, table: AuditTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
+        """Rewrite an audit table whose partitions hold more than one file each into one file per
+        partition (Athena's OPTIMIZE ... BIN_PACK), then expire its old snapshots (VACUUM)."""
+        audit = self._load(self._audit_database, table.name)
+        tasks = list(audit.scan().plan_files())
+        partitions = {tuple(task.file.partition) for task in tasks}
+        rewritten = len(tasks) > len(partitions)
+        if rewritten:
+            audit.overwrite(conform(audit.scan().to_arrow(), working_schema(table.fields)))
+            audit.refresh()
+        expired = _expire(audit, older_than)
+        files = len(list(audit.scan().plan_files()))
+        packed = f"rewrote {len(tasks)} file(s) into {files}" if rewritten else f"{files} file(s), already packed"
+        return f"{table.name}: {packed}, expired {expired} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _expire(table: Any, older_than: datetime) -> int:
+    """Expire the snapshots older than `older_than`, never the current one (VACUUM's expiry)."""
+    current = table.current_snapshot()
+    cutoff_ms = int(older_than.timestamp() * 1000)
+    old = [s.snapshot_id for s in table.snapshots()
+           if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)]
+    if old:
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+    return len(old)
 
 
 def day_predicate(day: str) -> str:

@@ -137,3 +137,31 @@ def test_another_devices_event_with_the_same_id_is_compacted_not_a_conflict(worl
     assert sorted((r["device_id"], r["event_id"], r["bolt_state"]) for r in world.compacted("lock")) == [
         ("lock-1", "1", "locked"), ("lock-2", "1", "unlocked")]
     assert world.conflicts() == []
+
+
+def test_the_local_engine_bin_packs_an_audit_table_and_keeps_its_rows(world: World) -> None:
+    """What OPTIMIZE ... BIN_PACK and VACUUM do to compaction_runs on Athena, done by pyiceberg."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from compactor.app import build_engine  # noqa: PLC0415
+    from shared.config import CompactorConfig, load  # noqa: PLC0415
+    from shared.schema import COMPACTION_RUNS  # noqa: PLC0415
+    from tests.integration.compactor.support import AUDIT_DATABASE, EndpointClients  # noqa: PLC0415
+
+    for number in range(3):
+        world.write_verified("lock", DAY, HOUR, [lock_row(f"r{number}")])
+        run(world)
+    runs = world.catalog.load_table((AUDIT_DATABASE, COMPACTION_RUNS.name))
+    before = sorted(r["run_id"] for r in runs.scan().to_arrow().to_pylist())
+    assert len(list(runs.scan().plan_files())) == 3  # one append per run, one partition
+    engine = build_engine(load(CompactorConfig, world.environ), EndpointClients(world.session, world.url))
+
+    cutoff = datetime.now(UTC)
+    what = engine.maintain_audit(COMPACTION_RUNS, cutoff, lambda: 600_000)
+
+    runs = world.catalog.load_table((AUDIT_DATABASE, COMPACTION_RUNS.name))
+    assert len(list(runs.scan().plan_files())) == 1
+    assert sorted(r["run_id"] for r in runs.scan().to_arrow().to_pylist()) == before
+    assert what.startswith("compaction_runs: rewrote 3 file(s) into 1, expired")
+    # The three runs' appends expired; the rewrite's own snapshots (newer than the cutoff) stay.
+    assert all(s.timestamp_ms >= cutoff.timestamp() * 1000 for s in runs.snapshots())
