@@ -10,8 +10,9 @@ rendering of compactor.dedup's queries over the three. The commit mirrors Athena
 inserts -> one append; a replacement (an earlier copy arrived after a later one was compacted) ->
 the day is overwritten with the kept rows (copy-on-write, as Athena does for an UPDATE). A day with
 more than MAX_FILES_PER_DAY data files is then rewritten into one (the bin-pack rewrite), and old
-snapshots expire like VACUUM. Timestamps are handled as the Iceberg tables hold them: UTC, no zone,
-microseconds.
+snapshots expire like VACUUM. Timestamps are handled as the Iceberg tables hold them (UTC, no zone,
+microseconds) after the verified rows are read the way Athena reads the Hive tables: rounded to the
+millisecond (`hive_millis`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
-from shared.arrow import arrow_type
+from shared.arrow import arrow_type, hive_timestamp_millis
 from shared.handler import RemainingMs
 from shared.iceberg import glue_catalog
 from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, FieldSpec, Kind
@@ -229,7 +230,7 @@ class LocalEngine:
             with_keys = piece.append_column("day", pa.array([day] * piece.num_rows, pa.string()))
             with_keys = with_keys.append_column("hour", pa.array([hour] * piece.num_rows, pa.string()))
             tables.append(conform(with_keys, schema))
-        return pa.concat_tables(tables)
+        return hive_millis(pa.concat_tables(tables))
 
     def _data_keys(self, bucket: str, prefix: str) -> list[str]:
         keys = []
@@ -282,6 +283,17 @@ def _expire(table: Any, older_than: datetime) -> int:
     if old:
         table.maintenance.expire_snapshots().by_ids(old).commit()
     return len(old)
+
+
+def hive_millis(table: pa.Table) -> pa.Table:
+    """The verified rows' timestamps as Athena reads the verified (Hive) tables in the MERGE's source:
+    milliseconds, rounded (`shared.arrow.hive_timestamp_millis`). Athena then writes them into the
+    Iceberg `timestamp` columns, which keep microseconds, so a compacted row holds the rounded value
+    on either engine; `time_unix_nano` (a bigint) stays exact."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(index, field, hive_timestamp_millis(table.column(index)))
+    return table
 
 
 def day_predicate(day: str) -> str:

@@ -165,3 +165,24 @@ def test_the_local_engine_bin_packs_an_audit_table_and_keeps_its_rows(world: Wor
     assert what.startswith("compaction_runs: rewrote 3 file(s) into 1, expired")
     # The three runs' appends expired; the rewrite's own snapshots (newer than the cutoff) stay.
     assert all(s.timestamp_ms >= cutoff.timestamp() * 1000 for s in runs.snapshots())
+
+
+def test_compacted_timestamps_are_what_athena_writes_and_time_unix_nano_stays_exact(world: World) -> None:
+    """Athena engine v3 keeps microseconds in Iceberg timestamp columns, but reads the verified (Hive)
+    tables at milliseconds, rounded: the MERGE writes the rounded value. The local engine does the same,
+    and the exact time stays in time_unix_nano."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    nanos = [int(datetime(2026, 3, 10, 11, 59, 59, tzinfo=UTC).timestamp()) * 10**9 + fraction
+             for fraction in (123_456_789, 999_500_000, 5)]
+    rows = [otlp_row(f"m{i}", line=i + 1, time_unix_nano=n) for i, n in enumerate(nanos)]
+    for row, n in zip(rows, nanos, strict=True):
+        row["time"] = datetime.fromtimestamp(n // 1000 / 1e6, UTC)  # microseconds, as the parser writes it
+    world.write_verified("otlp_logs", DAY, HOUR, rows)
+
+    run(world)
+
+    compacted = {r["body"]: r for r in world.compacted("otlp_logs")}
+    assert [compacted[f"m{i}"]["time"].microsecond for i in range(3)] == [123_000, 0, 0]
+    assert compacted["m1"]["time"].second == 0  # .9995 s rounds up into the next second
+    assert [compacted[f"m{i}"]["time_unix_nano"] for i in range(3)] == nanos
