@@ -783,7 +783,11 @@ def check_iceberg_tables(ctx: StatusContext) -> list[CheckResult]:
     update or an `ALTER TABLE ... SET TBLPROPERTIES` may leave the live table different, in which
     case VACUUM keeps another history than the compactor assumes (shared.iceberg_properties).
     """
-    from pyiceberg.table.metadata import TableMetadataUtil  # noqa: PLC0415 (only this check reads Iceberg)
+    try:
+        from pyiceberg.table.metadata import TableMetadataUtil  # noqa: PLC0415 (only this check reads Iceberg)
+    except ImportError:
+        return [CheckResult("iceberg tables", Level.FAIL, "could not check: pyiceberg is not installed",
+                            "install the `local` extra (pip install '.[local]') to read the tables' metadata")]
 
     glue, s3 = ctx.client("glue"), ctx.client("s3")
     declared = iceberg_table_properties()
