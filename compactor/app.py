@@ -56,6 +56,7 @@ def build_compactor(config: CompactorConfig, clients: Clients) -> Compactor:
         settle_seconds=config.settle_seconds,
         snapshot_retention_hours=config.snapshot_retention_hours,
         maintenance_interval_hours=config.maintenance_interval_hours,
+        audit_maintenance_interval_hours=config.audit_maintenance_interval_hours,
         function_name=FUNCTION_NAME,
     )
     return Compactor(

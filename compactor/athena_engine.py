@@ -126,10 +126,19 @@ class AthenaEngine:
 
     def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         # VACUUM expires snapshots older than the table's `vacuum_max_snapshot_age_seconds` property
-        # (template.yaml sets it from SNAPSHOT_RETENTION_HOURS) and removes the orphaned files.
+        # (template.yaml sets it from the SNAPSHOT_RETENTION_HOURS default, shared.iceberg_properties)
+        # and removes the orphaned files.
         sql = vacuum(relation(self._alerts_database, table.name))
         self._execute(sql, f"vacuum:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
         return f"{table.name}: {sql}"
+
+    def maintain_audit(self, table: AuditTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
+        """The audit tables take one small append per run: bin-pack the whole table, then VACUUM."""
+        target = relation(self._audit_database, table.name)
+        optimize = f"OPTIMIZE {target} REWRITE DATA USING BIN_PACK"
+        self._execute(optimize, f"optimize:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
+        self._execute(vacuum(target), f"vacuum:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
+        return f"{table.name}: {optimize}; {vacuum(target)}"
 
     # -- queries -----------------------------------------------------------------------------------
 

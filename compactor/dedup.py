@@ -1,9 +1,10 @@
 """The dedup rule, written once, rendered for Athena (Trino SQL) and for DuckDB (the local engine).
 
 The rule (docs/data-contract.md, "Compacted tables"): copies with the same key in the same table
-and day are one event. The key is `event_id` for device tables and, for OTLP logs, a fingerprint of
-a versioned, pinned set of identity columns (`fingerprint_sql`, `shared.schema.OTLP_FINGERPRINT_COLUMNS`),
-so a column added later never changes a stored record's key. The copy kept is the earliest by (`received_at`,
+and day are one event. The key is (`device_id`, `event_id`) for device tables (`key_sql`; an event
+id is unique per device only) and, for OTLP logs, a fingerprint of a versioned, pinned set of
+identity columns (`fingerprint_sql`, `shared.schema.OTLP_FINGERPRINT_COLUMNS`), so a column added
+later never changes a stored record's key. The copy kept is the earliest by (`received_at`,
 `source_key`, `source_line`), so recomputing a day keeps the same row. A dropped copy whose content
 columns all equal the kept one's is a natural duplicate; any other is a conflicting duplicate,
 recorded in `duplicate_conflicts` with both lineages and the differing columns.
@@ -137,8 +138,12 @@ def fingerprint_sql(dialect: Dialect, table: CompactedTableSpec, alias: str | No
 
 
 def key_sql(dialect: Dialect, table: CompactedTableSpec, alias: str | None = None) -> str:
-    if table.key_column is not None:
-        return f"{alias}.{quote(table.key_column)}" if alias else quote(table.key_column)
+    """The row's dedup key as text: for a device table `shared.schema.device_event_key` of
+    (`device_id`, `event_id`), `<length of device_id>:<device_id>:<event_id>`; for OTLP the fingerprint."""
+    if table.key_columns:
+        prefix = f"{alias}." if alias else ""
+        device, event = (f"{prefix}{quote(name)}" for name in table.key_columns)
+        return f"(CAST(length({device}) AS VARCHAR) || ':' || {device} || ':' || {event})"
     return fingerprint_sql(dialect, table, alias)
 
 

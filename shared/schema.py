@@ -329,9 +329,10 @@ class CompactedTableSpec:
 
     name: str
     source: TableSpec
-    #: The column copies of one event share (`event_id`); None: the key is a fingerprint of
-    #: `identity_columns` (OTLP records carry no id).
-    key_column: str | None
+    #: The columns copies of one event share: (`device_id`, `event_id`) for devices (two devices may
+    #: number their events alike); empty: the key is a fingerprint of `identity_columns` (OTLP records
+    #: carry no id).
+    key_columns: tuple[str, ...]
     description: str
     #: The fingerprint's version when the key is one (`OTLP_FINGERPRINT_COLUMNS`); None for an id key.
     fingerprint_version: int | None = None
@@ -362,7 +363,7 @@ class CompactedTableSpec:
         under a newer schema keeps its key and stays one row.
         """
         if self.fingerprint_version is None:
-            raise ValueError(f"{self.name} keys on {self.key_column}, not on a fingerprint")
+            raise ValueError(f"{self.name} keys on {', '.join(self.key_columns)}, not on a fingerprint")
         columns = OTLP_FINGERPRINT_COLUMNS[self.fingerprint_version]
         missing = [name for name in columns if name not in self.source.column_names]
         if missing:
@@ -387,17 +388,28 @@ OTLP_FINGERPRINT_COLUMNS: Final[Mapping[int, tuple[str, ...]]] = {
 }
 OTLP_FINGERPRINT_VERSION: Final = 1
 
+#: The dedup key of a device event: an event id is unique per device only.
+DEVICE_KEY_COLUMNS: Final[tuple[str, ...]] = ("device_id", "event_id")
+
+
+def device_event_key(device_id: str, event_id: str) -> str:
+    """A device event's key as text (`event_key` in duplicate_conflicts, the chaos ledger's ids):
+    `<characters in device_id>:<device_id>:<event_id>`, e.g. `6:lock-1:e1`. The length prefix makes
+    it unambiguous whatever the ids contain; `compactor.dedup.key_sql` computes the same text in SQL
+    (`length` counts code points in Trino, DuckDB and Python alike)."""
+    return f"{len(device_id)}:{device_id}:{event_id}"
+
 
 def _compacted(source: TableSpec) -> CompactedTableSpec:
     device = source.type_value != OTLP_TYPE
     return CompactedTableSpec(
         name=f"int_{source.type_value}_compacted_daily",
         source=source,
-        key_column="event_id" if device else None,
+        key_columns=DEVICE_KEY_COLUMNS if device else (),
         fingerprint_version=None if device else OTLP_FINGERPRINT_VERSION,
         description=(
             f"{source.description.split(',')[0]}, deduplicated: one row per "
-            + ("event_id" if device else "log record (content fingerprint)")
+            + ("(device_id, event_id)" if device else "log record (content fingerprint)")
             + " and day, the earliest copy."
         ),
     )
@@ -467,7 +479,8 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
         FieldSpec("detected_at", Kind.TIMESTAMP_US, "When the run found it.", required=True),
         _TABLE_NAME,
         _AUDIT_DAY,
-        FieldSpec("event_key", Kind.STRING, "The shared key: event_id (devices) or content fingerprint (OTLP).",
+        FieldSpec("event_key", Kind.STRING, "The shared key: <len(device_id)>:<device_id>:<event_id> (devices), "
+                  "or the content fingerprint (OTLP).",
                   required=True),
         FieldSpec("kept_source_key", Kind.STRING, "Raw object of the copy in the compacted table."),
         FieldSpec("kept_source_line", Kind.INT, "Its line."),

@@ -36,7 +36,7 @@ LOCK_V2 = with_column(LOCK, DELAY, before="extra")
 
 def plan(table: CompactedTableSpec, verified: list[dict[str, Any]], compacted: list[dict[str, Any]]) -> dict[str, str]:
     rows = select(connect(table, verified, compacted), local_query(table).plan_select())
-    return {str(r["event_key"]): r["action"] for r in rows}
+    return {str(r.get("event_id") or r["event_key"]): r["action"] for r in rows}
 
 
 def stats(table: CompactedTableSpec, verified: list[dict[str, Any]], compacted: list[dict[str, Any]]) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def test_a_conflicting_copy_is_kept_out_and_recorded_with_both_lineages() -> Non
     assert (conflict["kept_source_key"], conflict["kept_source_line"]) == ("raw/first", 4)
     assert (conflict["conflicting_source_key"], conflict["conflicting_source_line"]) == ("raw/other", 7)
     assert conflict["differing_columns"] == "attributes,bolt_state,temperature_c"  # a null differs from a value
-    assert conflict["event_key"] == "e1"
+    assert conflict["event_key"] == "6:lock-1:e1"  # (device_id, event_id)
     assert '"bolt_state":"jammed"' in conflict["conflicting_row"]
 
 
