@@ -280,14 +280,21 @@ def table_input(table: TableSpec, verified_bucket: str) -> dict[str, Any]:
     }
 
 
-class GlueCatalog:
-    """The Glue database holding the verified tables. Table descriptors are cached per instance
-    (one instance per cold start), so the registry calls `GetTable` once per table."""
+#: How long a cached table descriptor is used. A partition copies its table's descriptor (columns
+#: included): after `signals schema apply` adds a column, a warm instance creates partitions with the
+#: new column list within this time (apply, run again, updates any created before).
+TABLE_CACHE_SECONDS: Final = 300.0
 
-    def __init__(self, glue: Any, database: str) -> None:
+
+class GlueCatalog:
+    """The Glue database holding the verified tables. Table descriptors are cached per instance for
+    TABLE_CACHE_SECONDS, so the registry calls `GetTable` about once per table in five minutes."""
+
+    def __init__(self, glue: Any, database: str, *, clock: Any = time.monotonic) -> None:
         self._glue = glue
         self._database = database
-        self._tables: dict[str, dict[str, Any]] = {}
+        self._clock = clock
+        self._tables: dict[str, tuple[float, dict[str, Any]]] = {}
 
     @property
     def database(self) -> str:
@@ -295,11 +302,12 @@ class GlueCatalog:
 
     def table(self, name: str) -> dict[str, Any]:
         """The table's description (cached); raises TableMissing or GlueUnavailable."""
+        now = self._clock()
         cached = self._tables.get(name)
-        if cached is None:
-            cached = _glue_call(self._glue.get_table, DatabaseName=self._database, Name=name)["Table"]
-            self._tables[name] = cached
-        return cached
+        if cached is None or now - cached[0] > TABLE_CACHE_SECONDS:
+            table = _glue_call(self._glue.get_table, DatabaseName=self._database, Name=name)["Table"]
+            self._tables[name] = cached = (now, table)
+        return cached[1]
 
     def forget_table(self, name: str) -> None:
         self._tables.pop(name, None)

@@ -216,8 +216,11 @@ def live_schema_mismatch(table: Any, glue_table: Mapping[str, Any]) -> str | Non
     if missing:
         raise LedgerError(f"{table.name}: {', '.join(missing)} have no field id in {LEDGER_PATH.name}")
     expected = {spec.name: (ids[spec.name], glue_type(spec.kind)) for spec in table.fields}
+    columns = (glue_table.get("StorageDescriptor") or {}).get("Columns") or []
+    if not columns:
+        return None  # a writer that lists no columns in Glue (Athena could not read it either): nothing to check
     live: dict[str, tuple[int | None, str]] = {}
-    for column in (glue_table.get("StorageDescriptor") or {}).get("Columns") or []:
+    for column in columns:
         params = column.get("Parameters") or {}
         if str(params.get(GLUE_FIELD_CURRENT, "true")).lower() == "false":
             continue

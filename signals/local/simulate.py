@@ -92,7 +92,7 @@ def device_event(device_type: DeviceType, device_id: str, rng: random.Random, no
         "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
         "device_id": device_id,
         "device_type": device_type.value,
-        "event_name": rng.choice(_EVENT_NAMES[device_type]),
+        "event_name": rng.choice(_EVENT_NAMES.get(device_type, ("reading",))),  # a type added since
         "event_time": rfc3339_ms(now - timedelta(milliseconds=rng.randint(0, 3000))),
         "firmware_version": rng.choice(("2.4.1", "2.5.0", "3.0.0-beta")),
         "schema_version": 1,

@@ -148,3 +148,32 @@ def test_check_write_records_a_table_the_ledger_lacks(tmp_path: Path) -> None:
     assert main(["schema", "check", "--ledger", str(partial), "--write"]) == 0
     assert ledger.parse(partial.read_text()).table("compaction_runs") == full.table("compaction_runs")
     assert main(["schema", "check", "--ledger", str(partial)]) == 0
+
+
+def _glue_columns(*, ids: bool = True) -> list[dict[str, object]]:
+    from shared.schema import glue_type  # noqa: PLC0415
+
+    return [{"Name": spec.name, "Type": glue_type(spec.kind),
+             "Parameters": {"iceberg.field.id": str(field_ids(LOCK)[spec.name]), "iceberg.field.current": "true"}
+             if ids else {}} for spec in LOCK.fields]
+
+
+def test_the_compactor_guard_compares_glue_columns_with_the_ledger() -> None:
+    from shared.ledger import live_schema_mismatch  # noqa: PLC0415
+
+    columns = _glue_columns()
+    assert live_schema_mismatch(LOCK, {"StorageDescriptor": {"Columns": columns}}) is None
+    extra = [*columns, {"Name": "by_hand", "Type": "string", "Parameters": {"iceberg.field.id": "99"}}]
+    assert live_schema_mismatch(LOCK, {"StorageDescriptor": {"Columns": extra}}) is None  # the MERGE names its columns
+    assert live_schema_mismatch(LOCK, {"StorageDescriptor": {"Columns": _glue_columns(ids=False)}}) is None
+
+    renumbered = [dict(c, Parameters={"iceberg.field.id": "17"}) if c["Name"] == "extra" else c for c in columns]
+    problem = live_schema_mismatch(LOCK, {"StorageDescriptor": {"Columns": renumbered}})
+    assert problem is not None
+    assert "extra has id 17, the ledger 16" in problem
+    retyped = [dict(c, Type="string") if c["Name"] == "battery_pct" else c for c in columns]
+    assert "battery_pct is string, the ledger says bigint" in str(live_schema_mismatch(
+        LOCK, {"StorageDescriptor": {"Columns": retyped}}))
+    old = [dict(c, Parameters={"iceberg.field.id": "10", "iceberg.field.current": "false"})
+           if c["Name"] == "battery_pct" else c for c in columns]
+    assert "battery_pct (id 10) is missing" in str(live_schema_mismatch(LOCK, {"StorageDescriptor": {"Columns": old}}))

@@ -18,7 +18,14 @@ from shared.iceberg import (
     pyiceberg_schema,
     schema_from_fields,
 )
-from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, alerts_database, audit_database
+from shared.schema import (
+    AUDIT_TABLES,
+    COMPACTED_TABLES,
+    QUARANTINE_RECORDS_TABLE,
+    SCHEMA_DRIFT_TABLE,
+    alerts_database,
+    audit_database,
+)
 from signals.local.gateway import AwsGateway
 from signals.local.provision import iceberg_catalog, iceberg_declaration, provision
 from signals.local.runtime import LocalFunction
@@ -60,7 +67,7 @@ def test_every_declared_table_exists_in_its_database(embedded: Embedded) -> None
     alerts = {t["Name"]: t for t in glue.get_tables(DatabaseName=alerts_database("local"))["TableList"]}
     audit = {t["Name"]: t for t in glue.get_tables(DatabaseName=audit_database("local"))["TableList"]}
     assert sorted(alerts) == sorted(t.name for t in COMPACTED_TABLES)
-    assert sorted(audit) == sorted([*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE])
+    assert sorted(audit) == sorted([*(t.name for t in AUDIT_TABLES), QUARANTINE_RECORDS_TABLE, SCHEMA_DRIFT_TABLE])
     for table in ICEBERG:
         glue_table = (alerts if table in COMPACTED_TABLES else audit)[table.name]
         assert glue_table["Parameters"]["table_type"] == "ICEBERG"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.logic import raw_hour_prefix, verified_hour_prefix, window_hours
-from registry.dal import GlueCatalog, RegistryTable, table_input
+from registry.dal import TABLE_CACHE_SECONDS, GlueCatalog, RegistryTable, table_input
 from registry.logic import Registrar
 from shared import registry_keys as rk
 from shared.config import ConfigError, ReconcilerConfig, load
@@ -89,6 +90,25 @@ def test_partition_input_copies_the_table_descriptor_with_the_partition_location
     table_descriptor = catalog.table("telemetry_lock_flat")["StorageDescriptor"]
     assert table_descriptor["Location"] == "s3://verified/telemetry_flat/type=lock/"  # the cached copy is intact
     assert entry["StorageDescriptor"]["SerdeInfo"] == table_descriptor["SerdeInfo"]
+
+
+def test_a_new_column_reaches_new_partitions_once_the_cached_descriptor_expires() -> None:
+    """After `signals schema apply` adds a column, a warm registry copies it into new partitions
+    within TABLE_CACHE_SECONDS (old partitions are apply's to update)."""
+    glue, now = FakeGlue(), [0.0]
+    catalog = GlueCatalog(glue, "db", clock=lambda: now[0])
+    partition = Partition("2026-11-25", "07")
+    names = lambda: [c["Name"] for c in catalog.partition_input("telemetry_lock_flat", partition)  # noqa: E731
+                     ["StorageDescriptor"]["Columns"]]
+    assert "auto_lock_delay_s" not in names()
+    glue.table_desc = copy.deepcopy(glue.table_desc)
+    glue.table_desc["StorageDescriptor"]["Columns"].append({"Name": "auto_lock_delay_s", "Type": "bigint"})
+    now[0] = TABLE_CACHE_SECONDS - 1
+    assert "auto_lock_delay_s" not in names()
+    assert glue.get_table_calls == 1
+    now[0] = TABLE_CACHE_SECONDS + 1
+    assert names()[-1] == "auto_lock_delay_s"
+    assert glue.get_table_calls == 2
 
 
 def test_a_table_with_other_partition_keys_gets_no_partitions() -> None:
