@@ -75,8 +75,10 @@ def make_event(device_type: DeviceType, device_id: str, rng: random.Random,
             event.pop(rng.choice(("event_name", "event_time")))
         elif kind == "event_time_out_of_range":
             event["event_time"] = rfc3339_ms(now - timedelta(days=rng.randint(45, 400)))
+        elif rng.random() < 0.5:
+            event["device_type"] = "thermostat"  # well formed, unknown: parked by the ingester, then quarantined
         else:
-            event["device_type"] = "thermostat"
+            event["device_type"] = "Thermostat"  # not a well-formed type name: rejected by the ingester
             return event, REJECT
         return event, QUARANTINE
     return event, ROW

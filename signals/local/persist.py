@@ -184,6 +184,9 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 _LOCK_TYPES: Final = (type(threading.Lock()), type(threading.RLock()))
 #: The blob directory of the snapshot being loaded (`_restore_key` runs inside pickle.load).
 _LOADING: dict[str, Path] = {}
+#: The keys `_restore_key` made and their blobs' digests, so the first snapshot after a start does
+#: not read and hash every body again.
+_RESTORED: list[tuple[Any, str]] = []
 
 
 def _blob_path(root: Path, digest: str) -> Path:
@@ -194,11 +197,20 @@ def _restore_key(cls: Any, digest: str, state: dict[str, Any]) -> Any:
     """A moto S3 key from its state and its body's blob (the inverse of `_Pickler` for keys)."""
     key = cls.__new__(cls)
     key.__setstate__({**state, "value": _blob_path(_LOADING["blobs"], digest).read_bytes()})
+    _RESTORED.append((key, digest))
     return key
 
 
+def _restore_versions(cls: Any, pairs: list[tuple[str, list[Any]]]) -> Any:
+    """moto's versioned key store from every version of every key (see `_Pickler`)."""
+    store = cls()
+    for name, versions in pairs:
+        dict.__setitem__(store, name, versions)
+    return store
+
+
 class _Pickler(pickle.Pickler):
-    """Locks as new locks, S3 object bodies as blob files (written once per content)."""
+    """Locks as new locks, S3 object bodies as blob files (written once per content), every S3 version."""
 
     def __init__(self, file: io.BytesIO, blobs: Path, cache: dict[int, tuple[Any, str]],
                  referenced: set[str]) -> None:
@@ -207,14 +219,20 @@ class _Pickler(pickle.Pickler):
         self._cache = cache
         self._referenced = referenced
         from moto.s3.models import FakeKey  # noqa: PLC0415
+        from moto.s3.utils import _VersionedKeyStore  # noqa: PLC0415
 
         self._key_type = FakeKey
+        self._versions_type = _VersionedKeyStore
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, _LOCK_TYPES):
             return (threading.RLock if "RLock" in type(obj).__name__ else threading.Lock), ()
         if isinstance(obj, weakref.WeakValueDictionary):  # a cache (Lambda's): not state
             return weakref.WeakValueDictionary, ()
+        if isinstance(obj, self._versions_type):
+            # A dict whose items() yields only each key's latest version: pickled as a dict, a bucket
+            # would come back without its older versions. Every version's list is kept instead.
+            return _restore_versions, (type(obj), [(name, dict.__getitem__(obj, name)) for name in dict.keys(obj)])
         if isinstance(obj, self._key_type):
             state = obj.__dict__.copy()
             state.pop("_value_buffer", None)
@@ -313,6 +331,7 @@ class DataDir:
         self._snapshot_lock = threading.Lock()
         self.snapshots = 0
         self.last_snapshot_s = 0.0
+        self._previous_clean = True
 
     @property
     def snapshot_path(self) -> Path:
@@ -325,8 +344,19 @@ class DataDir:
     def has_state(self) -> bool:
         return self.snapshot_path.exists()
 
+    def check_free(self) -> None:
+        """Refuse a directory a running stack uses (its pid in meta.json, alive, not stopped)."""
+        meta = self.meta()
+        other = meta.get("pid")
+        if not meta.get("clean_stop", True) and isinstance(other, int) and other != os.getpid():
+            from signals.env import pid_alive  # noqa: PLC0415
+
+            if pid_alive(other):
+                raise RuntimeError(f"{self.path} is in use by a running local stack (pid {other})")
+
     def wipe(self) -> None:
         """`--fresh`: remove what an earlier stack kept (only the files this module writes)."""
+        self.check_free()
         for name in (SNAPSHOT, JOURNAL, META, SNAPSHOT + ".tmp", JOURNAL.replace(".jsonl", ".tmp")):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.blobs, ignore_errors=True)
@@ -354,14 +384,10 @@ class DataDir:
         self.path.mkdir(parents=True, exist_ok=True)
         report = RestoreReport()
         buffers: dict[str, list[tuple[list[bytes], float | None]]] = {}
+        self.check_free()
         meta = self.meta()
+        self._previous_clean = bool(meta.get("clean_stop", True))
         seq = 0
-        other = meta.get("pid")
-        if not meta.get("clean_stop", True) and isinstance(other, int) and other != os.getpid():
-            from signals.env import pid_alive  # noqa: PLC0415
-
-            if pid_alive(other):
-                raise RuntimeError(f"{self.path} is in use by a running local stack (pid {other})")
         if self.has_state():
             if meta.get("format", FORMAT) != FORMAT:
                 raise RuntimeError(f"{self.path}: data directory format {meta.get('format')} is not {FORMAT}; "
@@ -379,6 +405,9 @@ class DataDir:
                     self._services[service] = data
             finally:
                 _LOADING.clear()
+                for key, digest in _RESTORED:
+                    self._blob_cache[id(key)] = (weakref.ref(key), digest)
+                _RESTORED.clear()
             self._s3_blobs = set(snapshot.get("s3_blobs", ()))
             seq = int(snapshot["seq"])
             report.restored = True
@@ -429,7 +458,9 @@ class DataDir:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # Every `interval`, or ten times the last snapshot's duration when that is longer: snapshots
+        # of a large lake take at most a tenth of the time (Firehose's records are journaled anyway).
+        while not self._stop.wait(max(self.interval, 10 * self.last_snapshot_s)):
             try:
                 self.snapshot()
             except Exception:
@@ -491,9 +522,12 @@ class DataDir:
             self._thread = None
         if self.journal is None:
             return
-        if self._gate is not None:
-            self.snapshot(force=True)
-            self._collect_blobs()
+        if self._gate is None:  # the start failed before snapshots began: what is on disk stays as it was
+            self.journal.close()
+            self._write_meta(clean_stop=self._previous_clean)
+            return
+        self.snapshot(force=True)
+        self._collect_blobs()
         self.journal.close()
         self._write_meta(clean_stop=True, stopped_at=time.time())
 

@@ -64,8 +64,9 @@ def provision(wiring: Wiring, client: Any, timings: LocalTimings) -> list[str]:
 
     On state restored from a data directory (signals.local.persist), what exists is kept: a queue
     gets the template's attributes, a bucket its notifications, and a table, database or Iceberg
-    table that exists is never created again; how the template now differs from it is returned, one
-    line per difference (nothing is changed: `signals schema apply` evolves tables).
+    table that exists is never created again; how the template and the field-id ledger now differ
+    from it is returned, one line per difference (nothing is changed: `signals schema apply` evolves
+    tables).
     """
     check_iceberg_declarations(wiring)  # before anything exists: a refused declaration provisions nothing
     report: list[str] = []
@@ -236,11 +237,25 @@ def _glue(wiring: Wiring, glue: Any) -> list[str]:
             glue.create_table(DatabaseName=database, TableInput=table_input)
         else:
             report += _column_difference(f"{database}.{live['Name']}", live, table_input)
+            report += _verified_plan(glue, database, str(live["Name"]))
     if iceberg:
         catalog = iceberg_catalog(template.endpoint, template.region, glue)
         for declaration in iceberg:
             evolve_to_ledger(create_iceberg_table(catalog, declaration), declaration.name)
     return report
+
+
+def _verified_plan(glue: Any, database: str, name: str) -> list[str]:
+    """For a kept verified table: what `signals schema apply` would change (its own dry run: columns
+    against shared.schema, and the partitions whose column lists are stale)."""
+    from shared.schema import TABLES  # noqa: PLC0415
+    from signals.schema.apply import apply_verified  # noqa: PLC0415
+
+    spec = next((t for t in TABLES if t.name == name), None)
+    if spec is None:
+        return []
+    return [f"signals schema apply would: {line}" for line in
+            apply_verified(glue, database, spec, dry_run=True).lines()]
 
 
 def _glue_table(glue: Any, database: str, name: str) -> dict[str, Any] | None:
@@ -278,23 +293,23 @@ def _column_difference(label: str, live: dict[str, Any], table_input: dict[str, 
 
 
 def _iceberg_difference(template: Any, glue: Any, declaration: IcebergDeclaration) -> list[str]:
-    """What `signals schema apply` would change on a kept Iceberg table (the template declares the
-    ledger's frozen `created` schema, so comparing with it would call every applied column undeclared)."""
-    from shared.ledger import LedgerError, load  # noqa: PLC0415
+    """What `signals schema apply` would change in a kept Iceberg table: its dry run against the ledger.
+
+    template.yaml declares the schema a table was created with (the ledger's `created`); the columns
+    added since come from the ledger, by field id, so the comparison is with the ledger, not the
+    declaration.
+    """
+    from shared.ledger import load  # noqa: PLC0415
     from signals.schema.apply import apply_iceberg  # noqa: PLC0415
     from signals.schema.evolution import iceberg_tables  # noqa: PLC0415
 
-    catalog = iceberg_catalog(template.endpoint, template.region, glue)
-    table = catalog.load_table((declaration.database, declaration.name))
     spec = next((t for t in iceberg_tables() if t.name == declaration.name), None)
     if spec is None:
-        return [f"Iceberg {declaration.qualified_name}: not in shared/schema.py (kept)"]
-    try:
-        report = apply_iceberg(table, load().table(declaration.name), spec, dry_run=True)
-    except LedgerError as error:
-        return [f"Iceberg {declaration.qualified_name}: {error}"]
-    return [f"Iceberg {declaration.qualified_name}: `signals schema apply` {line.split(': ', 1)[1]}"
-            for line in report.lines()]
+        return []
+    catalog = iceberg_catalog(template.endpoint, template.region, glue)
+    table = catalog.load_table((declaration.database, declaration.name))
+    report = apply_iceberg(table, load().table(declaration.name), spec, dry_run=True)
+    return [f"Iceberg {declaration.database}.{line}" for line in report.lines()]
 
 
 def check_iceberg_declarations(wiring: Wiring) -> list[IcebergDeclaration]:

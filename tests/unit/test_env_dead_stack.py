@@ -58,7 +58,7 @@ def test_the_next_start_reports_the_dead_stack(stale_state: int, capsys: pytest.
     message = capsys.readouterr().err
     assert f"pid {stale_state}" in message
     assert "died without stopping" in message
-    assert "--keep" in message
+    assert "data directory kept is restored" in message
 
 
 def test_a_killed_but_unreaped_process_counts_as_dead() -> None:

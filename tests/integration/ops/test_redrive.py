@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from shared.layout import output_name
 from shared.s3events import parse_s3_notification
 from signals.env import Output
 from signals.ops import redrive
-from tests.integration.ops.conftest import RAW, Pipeline
+from signals.ops.common import partition_of
+from tests.integration.ops.conftest import QUARANTINE, RAW, Pipeline
 
 
 def _drain(pipeline: Pipeline, url: str) -> list[dict[str, Any]]:
@@ -227,3 +230,61 @@ def test_redrive_dlq_command_exit_codes(pipeline: Pipeline, monkeypatch: pytest.
     missing = parser.parse_args(["redrive", "dlq", "no-such-queue"])
     assert missing.func(missing) == 2
     assert "no queue named 'no-such-queue'" in capsys.readouterr().err
+
+
+def _quarantine(pipeline: Pipeline, raw: dict[str, Any], hour: datetime, records: list[tuple[str, dict[str, Any]]]
+                ) -> str:
+    """The quarantine file the parser would have written for this raw object (its deterministic name)."""
+    lines = [json.dumps({"reason": reason, "errors": [], "source_key": raw["key"], "line": i + 1,
+                         "original": json.dumps(original)}) for i, (reason, original) in enumerate(records)]
+    name = output_name(RAW, raw["key"], raw["etag"])
+    key = f"quarantine/source=json_telemetry/{partition_of(hour).path}/{name}.jsonl.gz"
+    pipeline.s3.put_object(Bucket=QUARANTINE, Key=key, Body=gzip.compress("\n".join(lines).encode() + b"\n"))
+    return key
+
+
+def _lock(event_id: str, **fields: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "device_id": "d", "device_type": "lock", "event_name": "x",
+            "event_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **fields}
+
+
+def test_redrive_quarantine_sends_only_the_objects_the_current_schema_cures(pipeline: Pipeline) -> None:
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # Quarantined under an older schema, valid under this one (as if an enum had been widened).
+    cured = pipeline.put_raw("json_telemetry", hour, "cured", [_lock("a"), _lock("b", bolt_state="jammed")])
+    _quarantine(pipeline, cured, hour, [("invalid_value", _lock("b", bolt_state="jammed"))])
+    still = pipeline.put_raw("json_telemetry", hour, "still", [_lock("c", battery_pct=140)])
+    _quarantine(pipeline, still, hour, [("invalid_value", _lock("c", battery_pct=140))])
+    gone = pipeline.put_raw("json_telemetry", hour, "gone", [_lock("d")])
+    _quarantine(pipeline, gone, hour, [("invalid_value", _lock("d"))])
+    pipeline.s3.delete_object(Bucket=RAW, Key=gone["key"])
+    parked = pipeline.put_raw("json_telemetry", hour, "parked", [{**_lock("e"), "device_type": "thermostat"}])
+    _quarantine(pipeline, parked, hour, [("unknown_device_type", {**_lock("e"), "device_type": "thermostat"})])
+    queue = pipeline.queue_url(Output.REDRIVE_QUEUE_URL)
+
+    out = io.StringIO()
+    dry = redrive.redrive_quarantine(pipeline.env, "invalid_value", out, dry_run=True)
+    assert (dry.records, dry.cured, dry.still_failing, dry.not_replayable, dry.objects_sent) == (3, 1, 1, 1, 0)
+    assert _depths(pipeline, queue) == (0, 0)
+    assert "dry run: would send 1 raw object(s)" in out.getvalue()
+
+    result = redrive.redrive_quarantine(pipeline.env, "invalid_value", out, hours=[hour])
+    assert (result.cured, result.objects_sent, result.cured_by_type) == (1, 1, {"lock": 1})
+    [message] = _drain(pipeline, queue)
+    [ref] = parse_s3_notification(message["Body"])
+    assert (ref.bucket, ref.key, ref.etag) == (RAW, cured["key"], cured["etag"])
+
+    out = io.StringIO()
+    unknown = redrive.redrive_quarantine(pipeline.env, "unknown_device_type", out)
+    assert (unknown.records, unknown.cured, unknown.objects_sent) == (1, 0, 0)
+    assert unknown.still_by_value == {"thermostat": 1}
+    assert "device types the schema does not know yet: thermostat 1" in out.getvalue()
+    assert "nothing the current schema cures: nothing sent" in out.getvalue()
+    # Another hour holds nothing.
+    assert redrive.redrive_quarantine(pipeline.env, "invalid_value", out,
+                                      hours=[hour - timedelta(hours=1)]).records == 0
+
+
+def test_redrive_quarantine_refuses_otlp(pipeline: Pipeline) -> None:
+    with pytest.raises(redrive.RedriveError, match="device telemetry only"):
+        redrive.redrive_quarantine(pipeline.env, "invalid_value", io.StringIO(), source="otlp_logs")

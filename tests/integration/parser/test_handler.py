@@ -220,3 +220,33 @@ def test_emf_metrics_name_rows_by_type_and_quarantine_by_reason(s3: Any, clients
     assert batch["BytesIn"][0] > 0
     assert "LagSeconds" in batch
     assert "DurationMs" in batch
+
+
+def test_a_reparse_that_quarantines_nothing_removes_the_old_quarantine_file(s3: Any, clients: Clients) -> None:
+    # The first parse runs with a 30-day window: the January event is quarantined. A wider window (a
+    # configuration or schema change) cures it; the reparse (a redrive) then has nothing to quarantine,
+    # and the old file must not stay behind to be counted or replayed again.
+    lines = [device_line("e1", battery_pct=80), device_line("old", battery_pct=70, event_time="2026-01-02T00:00:00Z")]
+    etag = put_raw(s3, RAW_KEY, lines)
+    message = sqs_event(notification(RAW_KEY, etag))
+    assert build_handler({**PARSER_ENV, "EVENT_TIME_PAST_DAYS": "30"}, clients)(message, None) == {
+        "batchItemFailures": []}
+    [quarantined] = keys(s3, QUARANTINE_BUCKET)
+    records = gzip.decompress(s3.get_object(Bucket=QUARANTINE_BUCKET, Key=quarantined)["Body"].read()).splitlines()
+    assert [json.loads(r)["reason"] for r in records] == ["event_time_out_of_range"]
+
+    assert build_handler(PARSER_ENV, clients)(message, None) == {"batchItemFailures": []}
+    assert keys(s3, QUARANTINE_BUCKET) == []
+    verified = keys(s3, VERIFIED_BUCKET)
+    rows = sum(pq.read_table(_parquet(s3, key)).num_rows for key in verified)
+    assert rows == 2
+    item = clients.client("dynamodb").get_item(TableName=REGISTRY_TABLE, Key={
+        name: {"S": value} for name, value in rk.raw_key(RAW_BUCKET, RAW_KEY).items()})["Item"]
+    assert "quarantine_key" not in item
+    assert item["quarantined"] == {"N": "0"}
+
+
+def _parquet(s3: Any, key: str) -> Any:
+    import io  # noqa: PLC0415
+
+    return io.BytesIO(s3.get_object(Bucket=VERIFIED_BUCKET, Key=key)["Body"].read())
