@@ -56,6 +56,7 @@ def build_compactor(config: CompactorConfig, clients: Clients) -> Compactor:
         settle_seconds=config.settle_seconds,
         snapshot_retention_hours=config.snapshot_retention_hours,
         maintenance_interval_hours=config.maintenance_interval_hours,
+        audit_maintenance_interval_hours=config.audit_maintenance_interval_hours,
         function_name=FUNCTION_NAME,
     )
     return Compactor(
@@ -89,6 +90,7 @@ def publish(result: RunResult) -> None:
         ("rows_read", totals.verified_rows),
         ("rows_inserted", totals.inserted),
         ("rows_replaced", totals.replaced),
+        ("rows_refreshed", totals.refreshed),
         ("natural_duplicates", totals.natural_duplicates),
         ("conflicting_duplicates", totals.conflicting_duplicates),
         ("conflicts_recorded", totals.conflicts_recorded),

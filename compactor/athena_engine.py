@@ -29,7 +29,7 @@ from compactor.dedup import ATHENA, DayQuery, Relations, literal, quote, relatio
 from compactor.logic import DayCounts, DayOutcome, DayUnit, OutOfTime, RunInfo, iso_us
 from shared.handler import RemainingMs
 from shared.ledger import live_schema_mismatch
-from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, CompactedTableSpec, Kind
+from shared.schema import COMPACTION_RUNS, DUPLICATE_CONFLICTS, AuditTableSpec, CompactedTableSpec, Kind
 
 FIRST_POLL_S: Final = 0.25
 #: Time kept back while polling, at least: a query still running then is stopped, and the rest of the
@@ -126,10 +126,19 @@ class AthenaEngine:
 
     def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         # VACUUM expires snapshots older than the table's `vacuum_max_snapshot_age_seconds` property
-        # (template.yaml sets it from SNAPSHOT_RETENTION_HOURS) and removes the orphaned files.
+        # (template.yaml sets it from the SNAPSHOT_RETENTION_HOURS default, shared.iceberg_properties)
+        # and removes the orphaned files.
         sql = vacuum(relation(self._alerts_database, table.name))
         self._execute(sql, f"vacuum:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
         return f"{table.name}: {sql}"
+
+    def maintain_audit(self, table: AuditTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
+        """The audit tables take one small append per run: bin-pack the whole table, then VACUUM."""
+        target = relation(self._audit_database, table.name)
+        optimize = f"OPTIMIZE {target} REWRITE DATA USING BIN_PACK"
+        self._execute(optimize, f"optimize:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
+        self._execute(vacuum(target), f"vacuum:{table.name}:{older_than:%Y%m%d%H}", remaining_ms)
+        return f"{table.name}: {optimize}; {vacuum(target)}"
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -202,9 +211,9 @@ def sql_value(value: Any, kind: Kind) -> str:
     return literal(str(value))
 
 
-def insert_values(target: str, rows: Sequence[Mapping[str, Any]]) -> str:
-    """`INSERT INTO compaction_runs (...) VALUES (...), ...` for the run's rows."""
-    fields = COMPACTION_RUNS.fields
+def insert_values(target: str, rows: Sequence[Mapping[str, Any]], spec: AuditTableSpec = COMPACTION_RUNS) -> str:
+    """`INSERT INTO compaction_runs (...) VALUES (...), ...` for the run's rows (or another audit table's)."""
+    fields = spec.fields
     columns = ", ".join(quote(f.name) for f in fields)
     values = ",\n".join("(" + ", ".join(sql_value(row.get(f.name), f.kind) for f in fields) + ")" for row in rows)
     return f"INSERT INTO {target} ({columns}) VALUES\n{values}"

@@ -1,8 +1,10 @@
 """The dedup rule, written once, rendered for Athena (Trino SQL) and for DuckDB (the local engine).
 
 The rule (docs/data-contract.md, "Compacted tables"): copies with the same key in the same table
-and day are one event. The key is `event_id` for device tables and a fingerprint of the content
-columns for OTLP logs (`fingerprint_sql`). The copy kept is the earliest by (`received_at`,
+and day are one event. The key is (`device_id`, `event_id`) for device tables (`key_sql`; an event
+id is unique per device only) and, for OTLP logs, a fingerprint of a versioned, pinned set of
+identity columns (`fingerprint_sql`, `shared.schema.OTLP_FINGERPRINT_COLUMNS`), so a column added
+later never changes a stored record's key. The copy kept is the earliest by (`received_at`,
 `source_key`, `source_line`), so recomputing a day keeps the same row. A dropped copy whose content
 columns all equal the kept one's is a natural duplicate; any other is a conflicting duplicate,
 recorded in `duplicate_conflicts` with both lineages and the differing columns.
@@ -13,7 +15,8 @@ Every query is built from the same CTE chain over one day of the verified table:
     ranked       + `copy_rank` (row_number over the key, in the rule's order)
     kept         copy_rank = 1: the dedup select, one row per key
     dropped      copy_rank > 1, joined to the kept copy: the differing columns, `conflicting`
-    plan         kept joined to the compacted table's day: `action` insert | replace | keep
+    plan         kept joined to the compacted table's day: `action` insert | replace | refresh | keep
+                 (refresh: the same copy, re-derived with other content, e.g. by `signals backfill`)
 
 `Dialect` holds the few spellings the two engines disagree on (hashing, a map's canonical text,
 JSON of a row); everything else is SQL both accept. The Athena rendering parses as Trino SQL, and
@@ -122,10 +125,11 @@ def column_text(dialect: Dialect, spec: FieldSpec, column_sql: str) -> str:
 
 
 def fingerprint_sql(dialect: Dialect, table: CompactedTableSpec, alias: str | None = None) -> str:
-    """SHA-256 (hex) over the content columns: per column `n` (null) or the hash of its text."""
+    """SHA-256 (hex) over the pinned identity columns (`table.identity_columns`, one versioned list):
+    per column `n` (null) or the hash of its text, comma-joined."""
     prefix = f"{alias}." if alias else ""
     parts = []
-    for name in table.content_columns:
+    for name in table.identity_columns:
         spec = table.source.field(name)
         column = f"{prefix}{quote(name)}"
         value_hash = dialect.sha256_hex(column_text(dialect, spec, column))
@@ -134,8 +138,12 @@ def fingerprint_sql(dialect: Dialect, table: CompactedTableSpec, alias: str | No
 
 
 def key_sql(dialect: Dialect, table: CompactedTableSpec, alias: str | None = None) -> str:
-    if table.key_column is not None:
-        return f"{alias}.{quote(table.key_column)}" if alias else quote(table.key_column)
+    """The row's dedup key as text: for a device table `shared.schema.device_event_key` of
+    (`device_id`, `event_id`), `<length of device_id>:<device_id>:<event_id>`; for OTLP the fingerprint."""
+    if table.key_columns:
+        prefix = f"{alias}." if alias else ""
+        device, event = (f"{prefix}{quote(name)}" for name in table.key_columns)
+        return f"(CAST(length({device}) AS VARCHAR) || ':' || {device} || ':' || {event})"
     return fingerprint_sql(dialect, table, alias)
 
 
@@ -214,7 +222,8 @@ class DayQuery:
             )
             ctes.append(
                 f"plan AS (SELECT k.*, CASE WHEN t.event_key IS NULL THEN 'insert' "
-                f"WHEN {earlier_sql('k', 't')} THEN 'replace' ELSE 'keep' END AS action "
+                f"WHEN {earlier_sql('k', 't')} THEN 'replace' "
+                f"WHEN {self._rederived('k', 't')} THEN 'refresh' ELSE 'keep' END AS action "
                 f"FROM kept k LEFT JOIN target_rows t ON k.event_key = t.event_key)"
             )
         if self.dialect.materialize_ctes:
@@ -227,6 +236,16 @@ class DayQuery:
     @property
     def _content(self) -> list[FieldSpec]:
         return [self.table.source.field(name) for name in self.table.content_columns]
+
+    def _rederived(self, kept: str, target: str) -> str:
+        """`kept` is the compacted row's own copy (same lineage) with other content: its verified file was
+        rewritten (`signals backfill`, a raw object parsed again), so the compacted row takes the new
+        derivation. Without this a re-derived copy would be neither earlier nor absent and never reach
+        the compacted table; with it, a rerun finds equal content and changes nothing."""
+        same_lineage = " AND ".join(f"{kept}.{quote(name)} = {target}.{quote(name)}" for name in COPY_ORDER)
+        differs = " OR ".join(f"{self._comparable(spec, kept)} IS DISTINCT FROM {self._comparable(spec, target)}"
+                              for spec in self._content)
+        return f"({same_lineage} AND ({differs}))"
 
     def _comparable(self, spec: FieldSpec, alias: str) -> str:
         # Map equality is order-sensitive in DuckDB and not in Trino: compare maps by their canonical text.
@@ -244,7 +263,8 @@ class DayQuery:
         return self._ctes() + f"SELECT {', '.join(self._columns)}, event_key FROM kept"
 
     def plan_select(self) -> str:
-        """The kept rows the compacted table lacks (`insert`) or holds a later copy of (`replace`)."""
+        """The kept rows the compacted table lacks (`insert`), holds a later copy of (`replace`) or holds an
+        older derivation of (`refresh`: same lineage, other content)."""
         return (self._ctes(with_plan=True)
                 + f"SELECT {', '.join(self._columns)}, event_key, action FROM plan WHERE action <> 'keep'")
 
@@ -276,10 +296,11 @@ class DayQuery:
             "SELECT (SELECT count(*) FROM ranked) AS verified_rows, "
             "(SELECT count(*) FROM plan WHERE action = 'insert') AS inserted, "
             "(SELECT count(*) FROM plan WHERE action = 'replace') AS replaced, "
+            "(SELECT count(*) FROM plan WHERE action = 'refresh') AS refreshed, "
             "(SELECT count(*) FROM dropped WHERE NOT conflicting) AS natural_duplicates, "
             "(SELECT count(*) FROM dropped WHERE conflicting) AS conflicting_duplicates, "
             f"({new_conflicts}) AS conflicts_recorded, "
-            f"(SELECT count(*) FROM plan p WHERE p.action <> 'keep' AND {late_sql('p')}) AS late_rows"
+            f"(SELECT count(*) FROM plan p WHERE p.action IN ('insert', 'replace') AND {late_sql('p')}) AS late_rows"
         )
 
     # -- Athena statements -------------------------------------------------------------------------
@@ -292,7 +313,8 @@ class DayQuery:
         return (
             f"MERGE INTO {self.relations.compacted} AS t\nUSING (\n{self.dedup_select()}\n) AS s\n"
             f"ON t.{quote('day')} = {literal(self.day)} AND {key_sql(self.dialect, self.table, 't')} = s.event_key\n"
-            f"WHEN MATCHED AND {earlier_sql('s', 't')} THEN UPDATE SET {assignments}\n"
+            f"WHEN MATCHED AND ({earlier_sql('s', 't')} OR {self._rederived('s', 't')}) "
+            f"THEN UPDATE SET {assignments}\n"
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join('s.' + c for c in columns)})"
         )
 

@@ -10,8 +10,9 @@ rendering of compactor.dedup's queries over the three. The commit mirrors Athena
 inserts -> one append; a replacement (an earlier copy arrived after a later one was compacted) ->
 the day is overwritten with the kept rows (copy-on-write, as Athena does for an UPDATE). A day with
 more than MAX_FILES_PER_DAY data files is then rewritten into one (the bin-pack rewrite), and old
-snapshots expire like VACUUM. Timestamps are handled as the Iceberg tables hold them: UTC, no zone,
-microseconds.
+snapshots expire like VACUUM. Timestamps are handled as the Iceberg tables hold them (UTC, no zone,
+microseconds) after the verified rows are read the way Athena reads the Hive tables: rounded to the
+millisecond (`hive_millis`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
-from shared.arrow import arrow_type
+from shared.arrow import arrow_type, hive_timestamp_millis
 from shared.handler import RemainingMs
 from shared.iceberg import glue_catalog
 from shared.ledger import live_schema_mismatch
@@ -170,18 +171,19 @@ class LocalEngine:
             plan_rows = connection.sql(plan_sql).to_arrow_table()
             new_conflicts = connection.sql(conflicts_sql).to_arrow_table()
             replaced = int(stats["replaced"])
+            refreshed = int(stats["refreshed"])
             schema = working_schema(table.fields)
-            if replaced:
+            if replaced or refreshed:
                 connection.register("plan_rows", plan_rows)
                 columns = ", ".join(f'"{name}"' for name in table.column_names)
                 keep_sql = (f"SELECT {columns} FROM target_day t WHERE {key_sql(DUCKDB, table, 't')} NOT IN "
-                            f"(SELECT event_key FROM plan_rows WHERE action = 'replace') "
+                            f"(SELECT event_key FROM plan_rows WHERE action IN ('replace', 'refresh')) "
                             f"UNION ALL SELECT {columns} FROM plan_rows")
                 day_rows = conform(connection.sql(keep_sql).to_arrow_table(), schema)
         finally:
             connection.close()
         clock = self._lap("duckdb", clock)
-        if replaced:
+        if replaced or refreshed:
             compacted.overwrite(day_rows, overwrite_filter=day_filter)
         elif plan_rows.num_rows:
             compacted.append(conform(plan_rows, schema))
@@ -193,6 +195,7 @@ class LocalEngine:
             verified_rows=int(stats["verified_rows"]),
             inserted=int(stats["inserted"]),
             replaced=replaced,
+            refreshed=refreshed,
             natural_duplicates=int(stats["natural_duplicates"]),
             conflicting_duplicates=int(stats["conflicting_duplicates"]),
             conflicts_recorded=new_conflicts.num_rows,
@@ -241,7 +244,7 @@ class LocalEngine:
             with_keys = piece.append_column("day", pa.array([day] * piece.num_rows, pa.string()))
             with_keys = with_keys.append_column("hour", pa.array([hour] * piece.num_rows, pa.string()))
             tables.append(conform(with_keys, schema))
-        return pa.concat_tables(tables)
+        return hive_millis(pa.concat_tables(tables))
 
     def _data_keys(self, bucket: str, prefix: str) -> list[str]:
         keys = []
@@ -266,13 +269,45 @@ class LocalEngine:
 
     def expire_snapshots(self, table: CompactedTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
         compacted = self._load(self._alerts_database, table.name)
-        current = compacted.current_snapshot()
-        cutoff_ms = int(older_than.timestamp() * 1000)
-        old = [s.snapshot_id for s in compacted.snapshots()
-               if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)]
-        if old:
-            compacted.maintenance.expire_snapshots().by_ids(old).commit()
-        return f"{table.name}: expired {len(old)} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+        expired = _expire(compacted, older_than)
+        return f"{table.name}: expired {expired} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+
+    def maintain_audit(self, table: AuditTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
+        """Rewrite an audit table whose partitions hold more than one file each into one file per
+        partition (Athena's OPTIMIZE ... BIN_PACK), then expire its old snapshots (VACUUM)."""
+        audit = self._load(self._audit_database, table.name)
+        tasks = list(audit.scan().plan_files())
+        partitions = {tuple(task.file.partition) for task in tasks}
+        rewritten = len(tasks) > len(partitions)
+        if rewritten:
+            audit.overwrite(conform(audit.scan().to_arrow(), working_schema(table.fields)))
+            audit.refresh()
+        expired = _expire(audit, older_than)
+        files = len(list(audit.scan().plan_files()))
+        packed = f"rewrote {len(tasks)} file(s) into {files}" if rewritten else f"{files} file(s), already packed"
+        return f"{table.name}: {packed}, expired {expired} snapshot(s) older than {older_than:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _expire(table: Any, older_than: datetime) -> int:
+    """Expire the snapshots older than `older_than`, never the current one (VACUUM's expiry)."""
+    current = table.current_snapshot()
+    cutoff_ms = int(older_than.timestamp() * 1000)
+    old = [s.snapshot_id for s in table.snapshots()
+           if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)]
+    if old:
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+    return len(old)
+
+
+def hive_millis(table: pa.Table) -> pa.Table:
+    """The verified rows' timestamps as Athena reads the verified (Hive) tables in the MERGE's source:
+    milliseconds, rounded (`shared.arrow.hive_timestamp_millis`). Athena then writes them into the
+    Iceberg `timestamp` columns, which keep microseconds, so a compacted row holds the rounded value
+    on either engine; `time_unix_nano` (a bigint) stays exact."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(index, field, hive_timestamp_millis(table.column(index)))
+    return table
 
 
 def day_predicate(day: str) -> str:

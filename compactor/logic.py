@@ -31,7 +31,15 @@ from compactor.dal import Artifacts, CompactorStore
 from compactor.dedup import check_day
 from shared import registry_keys as rk
 from shared.handler import RemainingMs
-from shared.schema import COMPACTED_BY_NAME, COMPACTED_BY_TYPE, COMPACTED_TABLES, TABLES, CompactedTableSpec
+from shared.schema import (
+    AUDIT_TABLES,
+    COMPACTED_BY_NAME,
+    COMPACTED_BY_TYPE,
+    COMPACTED_TABLES,
+    TABLES,
+    AuditTableSpec,
+    CompactedTableSpec,
+)
 from shared.timeparse import parse_rfc3339_ms
 
 Clock = Callable[[], datetime]
@@ -82,6 +90,7 @@ class DayCounts:
     verified_rows: int = 0  # verified rows in the day, all copies
     inserted: int = 0  # kept rows added to the compacted table
     replaced: int = 0  # compacted rows replaced by an earlier copy that arrived later
+    refreshed: int = 0  # compacted rows re-derived: their own copy's verified file was rewritten (backfill)
     natural_duplicates: int = 0  # dropped copies with the kept one's content
     conflicting_duplicates: int = 0  # dropped copies with other content (see duplicate_conflicts)
     conflicts_recorded: int = 0  # of those, newly written to duplicate_conflicts by this run
@@ -165,6 +174,9 @@ class Engine(Protocol):
     def schema_mismatch(self, table: CompactedTableSpec) -> str | None:
         """Why the live table does not have the columns this code writes (ids and types of the field-id
         ledger), or None (shared.iceberg.live_schema_mismatch over Glue's description of the table)."""
+
+    def maintain_audit(self, table: AuditTableSpec, older_than: datetime, remaining_ms: RemainingMs) -> str:
+        """Bin-pack an audit table and expire its old snapshots; returns what was done."""
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -263,6 +275,7 @@ class Settings:
     settle_seconds: float = 120.0
     snapshot_retention_hours: float = 168.0
     maintenance_interval_hours: float = 24.0
+    audit_maintenance_interval_hours: float = 168.0
     function_name: str = "telemetry-compactor"
 
 
@@ -477,30 +490,52 @@ class Compactor:
             result.errors.append(f"compaction_runs not written: {type(exc).__name__}: {exc}"[:2000])
 
     def _maintain(self, result: RunResult, state: Mapping[str, Any], remaining_ms: RemainingMs) -> dict[str, str]:
-        """Expire old snapshots of the tables this run changed, at most once per interval each."""
+        """Expire old snapshots of the tables this run changed, at most once per interval each; then
+        bin-pack and vacuum each audit table once per (slower) audit interval. An audit table first
+        seen now starts its interval: each run appends to it, so it always has something to do."""
         done: dict[str, str] = {}
         last = state.get("maintained_at") or {}
         now = self._clock()
         interval = timedelta(hours=self._settings.maintenance_interval_hours)
+        cutoff = now - timedelta(hours=self._settings.snapshot_retention_hours)
         changed = {r.unit.table.name: r.unit.table for r in result.days
-                   if r.outcome == SUCCEEDED and (r.counts.inserted or r.counts.replaced)}
+                   if r.outcome == SUCCEEDED and (r.counts.inserted or r.counts.replaced or r.counts.refreshed)}
         for name, table in sorted(changed.items()):
             previous = last.get(name)
             if previous and now - _parse_time(str(previous)) < interval:
                 continue
             if remaining_ms() <= self._settings.time_reserve_ms:
-                break
+                return done
             try:
-                cutoff = now - timedelta(hours=self._settings.snapshot_retention_hours)
                 what = self._engine.expire_snapshots(table, cutoff, remaining_ms)
             except OutOfTime:
-                break
+                return done
             except Exception as exc:
                 self._log.exception("snapshot expiry failed", extra={"table": name})
                 result.errors.append(f"snapshot expiry of {name}: {type(exc).__name__}: {exc}"[:2000])
                 continue
             result.maintenance.append(what)
             done[name] = iso_ms(now)
+        audit_interval = timedelta(hours=self._settings.audit_maintenance_interval_hours)
+        for audit in AUDIT_TABLES if result.days else ():
+            previous = last.get(audit.name)
+            if not previous:
+                done[audit.name] = iso_ms(now)
+                continue
+            if now - _parse_time(str(previous)) < audit_interval:
+                continue
+            if remaining_ms() <= self._settings.time_reserve_ms:
+                return done
+            try:
+                what = self._engine.maintain_audit(audit, cutoff, remaining_ms)
+            except OutOfTime:
+                return done
+            except Exception as exc:
+                self._log.exception("audit maintenance failed", extra={"table": audit.name})
+                result.errors.append(f"maintenance of {audit.name}: {type(exc).__name__}: {exc}"[:2000])
+                continue
+            result.maintenance.append(what)
+            done[audit.name] = iso_ms(now)
         return done
 
     def _lag(self, watermark: str | None) -> float:

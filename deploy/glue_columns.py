@@ -5,7 +5,7 @@ Two blocks of `AWS::Glue::Table` resources sit between marker comments in templa
 - the verified tables, generated from `shared.schema.TABLES` (columns from `glue_columns`,
   partition keys from `glue_partition_keys`, location from the table's `type=` prefix);
 - the compacted layer: the Iceberg (v2) tables of `shared.schema.COMPACTED_TABLES` in the
-  alerts database and the two of `AUDIT_TABLES` in the audit database (schema, field ids and the
+  alerts database and the three of `AUDIT_TABLES` in the audit database (schema, field ids and the
   identity partition on `day` from `shared.iceberg`), `quarantine_records`, a Hive JSON table
   over the quarantine bucket with partition projection on source/day/hour, and `schema_drift`, the
   parser's drift counts (parser.drift) under the same bucket's `schema_drift/`, projected on day/hour.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from shared.iceberg import FORMAT_VERSION, IcebergTable, field_ids, iceberg_fields, partition_column
+from shared.iceberg_properties import iceberg_table_properties
 from shared.layout import DRIFT_ROOT, QUARANTINE_ROOT
 from shared.schema import (
     AUDIT_TABLES,
@@ -103,11 +104,9 @@ def render_block() -> str:
 
 # --- the compacted layer -------------------------------------------------------------------------
 
-#: Iceberg table properties of every compacted and audit table (Athena's defaults, written down).
-ICEBERG_PROPERTIES: Final = {
-    "write.format.default": "parquet",
-    "write.parquet.compression-codec": "zstd",
-}
+#: Iceberg table properties of every compacted and audit table: the file format and Athena's VACUUM
+#: settings, the snapshot age from the compactor's own SNAPSHOT_RETENTION_HOURS default.
+ICEBERG_PROPERTIES: Final = iceberg_table_properties()
 #: The first partition field id Iceberg assigns (ids of partition fields start at 1000).
 PARTITION_FIELD_ID: Final = 1000
 
@@ -183,12 +182,18 @@ def render_iceberg_table(table: IcebergTable) -> str:
     """The shape that survives a stack update: the table's `Name` at the top, everything Iceberg under
     `OpenTableFormatInput.IcebergInput.IcebergTableInput`, and no `TableInput` (a `TableInput` with
     columns next to an `IcebergInput` creates the table, but the first update strips its
-    `table_type=ICEBERG` and Athena stops reading it)."""
+    `table_type=ICEBERG` and Athena stops reading it).
+
+    Retained on delete and on replacement: a replaced table would be re-created empty at the same
+    Location (MetadataOperation CREATE) and the next VACUUM would delete the old data files as
+    orphans (docs/deploy.md, "Iceberg tables outlive the stack")."""
     database = "AlertsDatabase" if isinstance(table, CompactedTableSpec) else "AuditDatabase"
     column = partition_column(table)
     lines = [
         f"  {iceberg_logical_id(table)}:",
         "    Type: AWS::Glue::Table",
+        "    DeletionPolicy: Retain",
+        "    UpdateReplacePolicy: Retain",
         "    Properties:",
         "      CatalogId: !Ref AWS::AccountId",
         f"      DatabaseName: !Ref {database}",
@@ -209,7 +214,7 @@ def render_iceberg_table(table: IcebergTable) -> str:
         f"                - {{SourceId: {field_ids(table)[column]}, FieldId: {PARTITION_FIELD_ID}, "
         f"Name: {column}, Transform: identity}}",
         "            Properties:",
-        *(f"              {key}: {value}" for key, value in ICEBERG_PROPERTIES.items()),
+        *(f"              {key}: {_scalar(value)}" for key, value in ICEBERG_PROPERTIES.items()),
     ]
     return "\n".join(lines) + "\n"
 

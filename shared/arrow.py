@@ -39,3 +39,28 @@ def arrow_schema(table: TableSpec) -> pa.Schema:
 
 def arrow_schema_for_type(type_value: str) -> pa.Schema:
     return arrow_schema(TABLES_BY_TYPE[type_value])
+
+
+def hive_timestamp_millis(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A timestamp column as Athena engine version 3 reads a Hive (Glue) `timestamp` column: at
+    millisecond precision, rounded half up, in the column's own unit.
+
+    Athena reads Hive TIMESTAMP at millisecond resolution
+    (https://docs.aws.amazon.com/athena/latest/ug/data-types.html); its engine is Trino, whose Hive
+    connector reads `timestamp` columns at `hive.timestamp-precision` (default MILLISECONDS) and
+    rounds values with more precision. The verified tables are Hive tables, so a microsecond value
+    reaches a MERGE into an Iceberg table already rounded to the millisecond (docs/data-contract.md,
+    "Timestamps"). Whole milliseconds are unchanged; nulls stay null.
+    """
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    per_ms = {"s": 0, "ms": 1, "us": 1_000, "ns": 1_000_000}[column.type.unit]
+    if per_ms <= 1:
+        return column
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([hive_timestamp_millis(chunk) for chunk in column.chunks], type=column.type)
+    shifted = pc.add(column.cast(pa.int64()), per_ms // 2)
+    quotient = pc.divide(shifted, per_ms)  # int64 division truncates toward zero: exact, never float
+    remainder = pc.subtract(shifted, pc.multiply(quotient, per_ms))
+    floored = pc.if_else(pc.less(remainder, 0), pc.subtract(quotient, 1), quotient)  # half up, before 1970 too
+    return pc.multiply(floored, per_ms).cast(column.type)

@@ -113,6 +113,10 @@ class CompactorConfig(FunctionConfig):
     maintenance_interval_hours: float = Field(
         24.0, ge=0, description="How often a table's snapshots are expired (VACUUM on Athena)."
     )
+    audit_maintenance_interval_hours: float = Field(
+        168.0, ge=0, description="How often each audit table is bin-packed and its snapshots expired "
+        "(OPTIMIZE and VACUUM on Athena): they take one small append per run."
+    )
     athena_max_attempts: int = Field(3, ge=1, le=10, description="Tries per Athena query (failed or throttled).")
     athena_poll_max_seconds: float = Field(5.0, gt=0, description="Longest wait between two polls of one query.")
 

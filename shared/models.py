@@ -275,3 +275,24 @@ def _exact_extra(line: bytes, known: frozenset[str]) -> str | None:
             text = orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
         parts.append(orjson.dumps(key) + b":" + minified(text))
     return (b"{" + b",".join(parts) + b"}").decode() if parts else ""
+
+
+def extra_without(extra: str, keys: frozenset[str]) -> str | None:
+    """`extra` with these keys taken out (lifted into their columns by `signals backfill`), written as
+    `extra_json` writes it (keys sorted; a number a double would round keeps its text), None when empty."""
+    line = extra.encode()
+    if may_round(line):
+        exact = _exact_extra(line, keys)
+        if exact is not None:
+            return exact or None
+    record = orjson.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError(f"extra is not a JSON object: {extra[:80]!r}")
+    rest = {key: value for key, value in record.items() if key not in keys and value is not None}
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode() if rest else None
+
+
+@cache
+def field_adapter(spec: FieldSpec) -> TypeAdapter[Any]:
+    """One field's validator (its type and constraints, the lossless coercions), for a single value."""
+    return TypeAdapter(python_type(spec))

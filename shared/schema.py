@@ -329,10 +329,13 @@ class CompactedTableSpec:
 
     name: str
     source: TableSpec
-    #: The column copies of one event share (`event_id`); None: the key is a fingerprint of
-    #: `content_columns` (OTLP records carry no id).
-    key_column: str | None
+    #: The columns copies of one event share: (`device_id`, `event_id`) for devices (two devices may
+    #: number their events alike); empty: the key is a fingerprint of `identity_columns` (OTLP records
+    #: carry no id).
+    key_columns: tuple[str, ...]
     description: str
+    #: The fingerprint's version when the key is one (`OTLP_FINGERPRINT_COLUMNS`); None for an id key.
+    fingerprint_version: int | None = None
 
     @property
     def type_value(self) -> str:
@@ -352,9 +355,49 @@ class CompactedTableSpec:
         return tuple(f.name for f in self.source.fields if f.name not in ARRIVAL_COLUMNS)
 
     @property
+    def identity_columns(self) -> tuple[str, ...]:
+        """What the fingerprint key hashes: the pinned column set of `fingerprint_version`.
+
+        Not `content_columns`: a column added to the table later (a promotion, a new OTLP field) is
+        content, compared between copies, but never identity, so a record parsed again or backfilled
+        under a newer schema keeps its key and stays one row.
+        """
+        if self.fingerprint_version is None:
+            raise ValueError(f"{self.name} keys on {', '.join(self.key_columns)}, not on a fingerprint")
+        columns = OTLP_FINGERPRINT_COLUMNS[self.fingerprint_version]
+        missing = [name for name in columns if name not in self.source.column_names]
+        if missing:
+            raise ValueError(f"{self.name}: fingerprint v{self.fingerprint_version} hashes {', '.join(missing)}, "
+                             "which the table no longer has (a column is never dropped: tombstone it)")
+        return columns
+
+    @property
     def data_prefix(self) -> str:
         """Key prefix of the table's data and metadata in the dbt bucket."""
         return f"{COMPACTED_DATA_PREFIX}{self.name}/"
+
+
+#: The OTLP dedup key (docs/data-contract.md, "Compacted tables"): a fingerprint over these columns,
+#: by version. A version's column list is frozen forever: changing it would give every stored record
+#: a new key, so the next compaction would insert each one again. A new version is added only with a
+#: migration that rewrites the compacted table's keys; the compactor uses OTLP_FINGERPRINT_VERSION.
+OTLP_FINGERPRINT_COLUMNS: Final[Mapping[int, tuple[str, ...]]] = {
+    1: ("time", "observed_time", "time_unix_nano", "severity_number", "severity_text", "body", "attributes",
+        "resource_attributes", "scope_name", "scope_version", "trace_id", "span_id", "flags",
+        "dropped_attributes_count", "event_name", "service_name", "device_id"),
+}
+OTLP_FINGERPRINT_VERSION: Final = 1
+
+#: The dedup key of a device event: an event id is unique per device only.
+DEVICE_KEY_COLUMNS: Final[tuple[str, ...]] = ("device_id", "event_id")
+
+
+def device_event_key(device_id: str, event_id: str) -> str:
+    """A device event's key as text (`event_key` in duplicate_conflicts, the chaos ledger's ids):
+    `<characters in device_id>:<device_id>:<event_id>`, e.g. `6:lock-1:e1`. The length prefix makes
+    it unambiguous whatever the ids contain; `compactor.dedup.key_sql` computes the same text in SQL
+    (`length` counts code points in Trino, DuckDB and Python alike)."""
+    return f"{len(device_id)}:{device_id}:{event_id}"
 
 
 def _compacted(source: TableSpec) -> CompactedTableSpec:
@@ -362,10 +405,11 @@ def _compacted(source: TableSpec) -> CompactedTableSpec:
     return CompactedTableSpec(
         name=f"int_{source.type_value}_compacted_daily",
         source=source,
-        key_column="event_id" if device else None,
+        key_columns=DEVICE_KEY_COLUMNS if device else (),
+        fingerprint_version=None if device else OTLP_FINGERPRINT_VERSION,
         description=(
             f"{source.description.split(',')[0]}, deduplicated: one row per "
-            + ("event_id" if device else "log record (content fingerprint)")
+            + ("(device_id, event_id)" if device else "log record (content fingerprint)")
             + " and day, the earliest copy."
         ),
     )
@@ -435,7 +479,8 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
         FieldSpec("detected_at", Kind.TIMESTAMP_US, "When the run found it.", required=True),
         _TABLE_NAME,
         _AUDIT_DAY,
-        FieldSpec("event_key", Kind.STRING, "The shared key: event_id (devices) or content fingerprint (OTLP).",
+        FieldSpec("event_key", Kind.STRING, "The shared key: <len(device_id)>:<device_id>:<event_id> (devices), "
+                  "or the content fingerprint (OTLP).",
                   required=True),
         FieldSpec("kept_source_key", Kind.STRING, "Raw object of the copy in the compacted table."),
         FieldSpec("kept_source_line", Kind.INT, "Its line."),
@@ -448,7 +493,33 @@ DUPLICATE_CONFLICTS: Final = AuditTableSpec(
     ),
 )
 
-AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS)
+BACKFILL_RUNS: Final = AuditTableSpec(
+    name="backfill_runs",
+    description="One row per `signals backfill` run, table and day: keys lifted out of extra into promoted columns.",
+    fields=(
+        FieldSpec("run_id", Kind.STRING, "Backfill run that wrote the row.", required=True),
+        FieldSpec("started_at", Kind.TIMESTAMP_US, "When the run started.", required=True),
+        _TABLE_NAME,
+        FieldSpec("day", Kind.STRING, "Event day (UTC, YYYY-MM-DD) backfilled.", required=True),
+        FieldSpec("method", Kind.STRING, "`extra`: values lifted out of the row's own extra column."),
+        FieldSpec("columns", Kind.STRING, "Columns a value was lifted into, comma-separated."),
+        FieldSpec("files_read", Kind.INT, "Verified files of the day read."),
+        FieldSpec("files_rewritten", Kind.INT, "Verified files rewritten in place (same key, same rows)."),
+        FieldSpec("rows_read", Kind.INT, "Verified rows read, every copy."),
+        FieldSpec("values_lifted", Kind.INT, "Values moved from extra into their typed column."),
+        FieldSpec("values_unfit", Kind.INT,
+                  "Values left in extra because they do not fit the column (type, range, choices); never quarantined."),
+        FieldSpec("unfit_columns", Kind.STRING, "Unfit values per column, as a JSON object."),
+        FieldSpec("compacted_refreshed", Kind.INT, "Compacted rows replaced by their backfilled copy."),
+        FieldSpec("compacted_inserted", Kind.INT,
+                  "Compacted rows inserted by the recompute (verified rows not compacted before the backfill)."),
+        FieldSpec("duration_ms", Kind.INT, "Time spent on this table and day."),
+        FieldSpec("outcome", Kind.STRING, "`succeeded`, `unchanged` (nothing to lift) or `failed`."),
+        FieldSpec("error", Kind.STRING, "Why it failed, when it did."),
+    ),
+)
+
+AUDIT_TABLES: Final[tuple[AuditTableSpec, ...]] = (COMPACTION_RUNS, DUPLICATE_CONFLICTS, BACKFILL_RUNS)
 #: The quarantine bucket's JSON lines as a Glue table in the audit database (partition projection).
 QUARANTINE_RECORDS_TABLE: Final = "quarantine_records"
 #: The parser's drift counts (parser.drift) as a Glue table in the audit database (partition projection).

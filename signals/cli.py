@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.query",
     "signals.inventory",
     "signals.compact",
+    "signals.backfill",
     "signals.invoke",
     "signals.parse_file",
     "signals.ops.status",

@@ -23,7 +23,8 @@ from typing import Any, Final, TextIO
 from signals.env import Environment, EnvironmentNotFound, Output
 from signals.ops.common import add_env_arguments, environment_from_args
 
-COLUMNS: Final = ("table", "day", "read", "inserted", "replaced", "natural dups", "conflicts", "late", "outcome")
+COLUMNS: Final = ("table", "day", "read", "inserted", "replaced", "refreshed", "natural dups", "conflicts", "late",
+                  "outcome")
 #: A Lambda runs at most 15 minutes; the invoke waits a little longer than that.
 INVOKE_READ_TIMEOUT_S: Final = 910
 
@@ -152,6 +153,7 @@ def print_result(result: Mapping[str, Any], out: TextIO) -> None:
         from signals.query import render_table  # noqa: PLC0415
 
         rows = [[str(d["table"]), str(d["day"]), str(d["verified_rows"]), str(d["inserted"]), str(d["replaced"]),
+                 str(d.get("refreshed", 0)),
                  str(d["natural_duplicates"]), str(d["conflicting_duplicates"]), str(d["late_rows"]),
                  str(d["outcome"])] for d in days]
         out.write(render_table(COLUMNS, rows, max_width=100))

@@ -100,9 +100,11 @@ def _utc(value: Any) -> Any:
 # --- a deployed env: Athena ----------------------------------------------------------------------
 
 
-def query_athena(env: Environment, sql: str, *, timeout: float = 300.0, poll: float = 0.5) -> QueryResult:
+def query_athena(env: Environment, sql: str, *, timeout: float = 300.0, poll: float = 0.5,
+                 workgroup: str | None = None) -> QueryResult:
+    """The SQL on Athena, in `workgroup` (default the env's human workgroup)."""
     athena = env.client("athena")
-    workgroup = env.outputs.get(Output.HUMAN_WORKGROUP) or f"{env.name}-tps-telemetry-human-wg"
+    workgroup = workgroup or env.outputs.get(Output.HUMAN_WORKGROUP) or f"{env.name}-tps-telemetry-human-wg"
     execution_id = athena.start_query_execution(
         QueryString=sql,
         WorkGroup=workgroup,

@@ -32,7 +32,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from shared.schema import DeviceType
-from signals.chaos.ledger import QUARANTINE, REJECT, ROW, Ledger
+from signals.chaos.ledger import QUARANTINE, REJECT, ROW, Ledger, event_key_of
 from signals.local.simulate import device_event, encode_batch, rfc3339_ms
 
 MAX_ATTEMPTS: Final = 8
@@ -140,7 +140,7 @@ class DeviceClients:
                 now = batch_time(rng, datetime.now(UTC))
                 made = [make_event(device_type, device_id, rng, now) for _ in range(rng.randint(5, 15))]
                 for event, fate in made:
-                    self.ledger.predicted(str(event["event_id"]), device_type.value, fate)
+                    self.ledger.predicted(event_key_of(event), device_type.value, fate)
                 connection = self.deliver(connection, [e for e, _ in made], rng)
                 sent_events += len(made)
                 ahead = sent_events / per_worker - (time.monotonic() - started)
@@ -271,14 +271,15 @@ def _inflate(body: bytes, encoding: str | None) -> bytes:
 
 
 def telemetry_ids(body: bytes, headers: dict[str, str]) -> list[str | None]:
-    """The event_id of each event of a /v1/telemetry body, by position (None: no id, not an object)."""
+    """The ledger id, (device_id, event_id), of each event of a /v1/telemetry body, by position (None:
+    no event_id, not an object)."""
     data = _inflate(body, headers.get("content-encoding"))
     if headers.get("content-type", "").startswith("application/x-ndjson"):
         items: list[Any] = [json.loads(line) for line in data.splitlines() if line.strip()]
     else:
         parsed = json.loads(data)
         items = parsed["events"] if isinstance(parsed, dict) else parsed
-    return [str(item["event_id"]) if isinstance(item, dict) and "event_id" in item else None for item in items]
+    return [event_key_of(item) if isinstance(item, dict) and "event_id" in item else None for item in items]
 
 
 def otlp_ids(body: bytes, headers: dict[str, str]) -> list[str]:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from shared.schema import COMPACTED_TABLES, OTLP_TYPE, alerts_database
 from signals.chaos.clients import CHAOS_ID_ATTRIBUTE
 from signals.chaos.faults import INTERNAL_CONFIG
-from signals.chaos.ledger import LakeView
+from signals.chaos.ledger import LakeView, event_key_of
 from signals.env import Output
 
 VERIFIED_PREFIX = "telemetry_flat/"
@@ -48,7 +48,8 @@ def _otlp_id(attributes: Any) -> str | None:
 def ids_of_table(table: pa.Table, type_value: str) -> list[str | None]:
     if type_value == OTLP_TYPE:
         return [_otlp_id(attributes) for attributes in table.column("attributes").to_pylist()]
-    return [None if value is None else str(value) for value in table.column("event_id").to_pylist()]
+    return [None if row["event_id"] is None else event_key_of(row)
+            for row in table.select(["device_id", "event_id"]).to_pylist()]
 
 
 def read_lake(stack: Any, known_ids: set[str], *, compacted: bool = True) -> LakeView:
@@ -59,9 +60,9 @@ def read_lake(stack: Any, known_ids: set[str], *, compacted: bool = True) -> Lak
         if not key.endswith(".parquet"):
             continue
         type_value = key[len(VERIFIED_PREFIX):].split("/", 1)[0].removeprefix("type=")
-        column = "attributes" if type_value == OTLP_TYPE else "event_id"
+        columns = ["attributes"] if type_value == OTLP_TYPE else ["device_id", "event_id"]
         body = s3.get_object(Bucket=verified_bucket, Key=key)["Body"].read()
-        table = pq.read_table(io.BytesIO(body), columns=[column])
+        table = pq.read_table(io.BytesIO(body), columns=columns)
         for event_id in ids_of_table(table, type_value):
             if event_id is None or event_id not in known_ids:
                 lake.unknown_rows += 1
@@ -76,8 +77,8 @@ def read_lake(stack: Any, known_ids: set[str], *, compacted: bool = True) -> Lak
                 original = json.loads(record.get("original") or "null")
             except ValueError:
                 continue
-            if isinstance(original, dict) and str(original.get("event_id")) in known_ids:
-                lake.quarantined[str(original["event_id"])] += 1
+            if isinstance(original, dict) and "event_id" in original and event_key_of(original) in known_ids:
+                lake.quarantined[event_key_of(original)] += 1
     lake.registered_keys = registered_keys(stack)
     if compacted:
         lake.compacted = read_compacted(stack, known_ids)
@@ -117,8 +118,8 @@ def read_compacted(stack: Any, known_ids: set[str]) -> Counter[str] | None:
         except NoSuchTableError:
             continue
         tables += 1
-        column = "attributes" if spec.type_value == OTLP_TYPE else "event_id"
-        rows = table.scan(selected_fields=(column,)).to_arrow()
+        columns = ("attributes",) if spec.type_value == OTLP_TYPE else ("device_id", "event_id")
+        rows = table.scan(selected_fields=columns).to_arrow()
         for event_id in ids_of_table(rows, spec.type_value):
             if event_id is not None:
                 counts[event_id] += 1
@@ -150,7 +151,7 @@ def _ids_in_raw_line(line: bytes) -> list[str]:
     if not isinstance(document, dict):
         return []
     if "event_id" in document:
-        return [str(document["event_id"])]
+        return [event_key_of(document)]
     ids: list[str] = []
     for resource_logs in document.get("resourceLogs") or []:
         for scope_logs in resource_logs.get("scopeLogs") or []:

@@ -6,9 +6,11 @@ API's answer to every request, including the answers it then kept from the clien
 After the settle phase `reconcile(ledger, lake)` compares it with a `LakeView` (rows per event id in
 the verified and compacted tables, quarantine records, raw objects) and returns the `Report`.
 
-Event ids: device events carry their own `event_id`; the OpenTelemetry app puts a `chaos.id`
-attribute on each log record (the compacted layer keys OTLP rows by content, and the id is part of
-it, so two copies of one record are one key, two records are two).
+Event ids: a device event is known by its dedup key, (`device_id`, `event_id`) as
+`shared.schema.device_event_key` writes it (`event_key_of`), the key the compacted layer keeps one
+row per (an event id is unique per device only); the OpenTelemetry app puts a `chaos.id` attribute
+on each log record (the compacted layer keys OTLP rows by content, and the id is part of it, so two
+copies of one record are one key, two records are two).
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shared.schema import device_event_key
+
 ROW: Final = "row"
 QUARANTINE: Final = "quarantine"
 REJECT: Final = "reject"
+
+def event_key_of(document: Mapping[str, Any]) -> str:
+    """The ledger id of a device event (a JSON object or a row): its (device_id, event_id) key. An
+    event without a device_id (one made to be rejected) keys on an empty device id."""
+    device = document.get("device_id")
+    return device_event_key("" if device is None else str(device), str(document["event_id"]))
+
 
 #: How many lost or doubled ids a report names.
 NAMED_IDS: Final = 10

@@ -22,8 +22,17 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry_keys
+from shared.iceberg_properties import iceberg_table_properties, property_drift
 from shared.layout import META_ROWS, VERIFIED_ROOT, Partition
-from shared.schema import ALL_TYPES, OTLP_TYPE, TABLES_BY_TYPE, DeviceType, Source
+from shared.schema import (
+    ALL_TYPES,
+    AUDIT_TABLES,
+    COMPACTED_TABLES,
+    OTLP_TYPE,
+    TABLES_BY_TYPE,
+    DeviceType,
+    Source,
+)
 from signals.env import Environment, Output
 from signals.ops.common import EnvClients, format_age, format_bytes, hour_label, list_objects, raw_hour_prefix
 
@@ -684,7 +693,7 @@ def check_compaction_conflicts(ctx: StatusContext) -> list[CheckResult]:
     audit = ctx.env.output(Output.AUDIT_DATABASE)
     return [CheckResult(
         name, Level.WARN, f"{recorded} new this hour ({where}; {runs})",
-        f"copies with an event_id seen before but other content were kept out of the compacted tables: "
+        f"copies with a (device_id, event_id) seen before but other content were kept out of the compacted tables: "
         f"`signals query \"SELECT * FROM {audit}.duplicate_conflicts WHERE day = '{ctx.hour:%Y-%m-%d}'\"` shows "
         "both lineages and the differing columns (a firmware reusing ids?)", details)]
 
@@ -766,6 +775,58 @@ def check_glue_partitions(ctx: StatusContext, facts: HourFacts) -> list[CheckRes
     return results
 
 
+def check_iceberg_tables(ctx: StatusContext) -> list[CheckResult]:
+    """Each compacted and audit table exists, is Iceberg, and has the template's table properties.
+
+    The properties are read from the table's current metadata file (by pyiceberg's parser of the
+    Iceberg table metadata): CloudFormation sets them when it creates the table, and a later stack
+    update or an `ALTER TABLE ... SET TBLPROPERTIES` may leave the live table different, in which
+    case VACUUM keeps another history than the compactor assumes (shared.iceberg_properties).
+    """
+    try:
+        from pyiceberg.table.metadata import TableMetadataUtil  # noqa: PLC0415 (only this check reads Iceberg)
+    except ImportError:
+        return [CheckResult("iceberg tables", Level.FAIL, "could not check: pyiceberg is not installed",
+                            "install the `local` extra (pip install '.[local]') to read the tables' metadata")]
+
+    glue, s3 = ctx.client("glue"), ctx.client("s3")
+    declared = iceberg_table_properties()
+    results = []
+    for output, specs in ((Output.ALERTS_DATABASE, COMPACTED_TABLES), (Output.AUDIT_DATABASE, AUDIT_TABLES)):
+        database = ctx.env.output(output)
+        for spec in specs:
+            name = f"iceberg table {spec.name}"
+            try:
+                table = glue.get_table(DatabaseName=database, Name=spec.name)["Table"]
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "EntityNotFoundException":
+                    raise
+                results.append(CheckResult(
+                    name, Level.FAIL, f"missing from {database}",
+                    "its data is still under its Location: register the last metadata file again "
+                    "(docs/deploy.md, 'Recovering an Iceberg table whose catalog entry was lost')"))
+                continue
+            location = str((table.get("Parameters") or {}).get("metadata_location", ""))
+            if not location.startswith("s3://"):
+                results.append(CheckResult(name, Level.FAIL, "not an Iceberg table (no metadata_location)",
+                                           "Athena cannot read it as Iceberg: see docs/deploy.md before any change"))
+                continue
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            metadata = TableMetadataUtil.parse_raw(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            drift = property_drift(declared, dict(metadata.properties))
+            details = {"metadata_location": location, "drift": drift}
+            if not drift:
+                results.append(CheckResult(name, Level.OK, "table properties as template.yaml declares them",
+                                           details=details))
+                continue
+            settings = ", ".join(f"'{k}'='{v}'" for k, v in sorted(declared.items()))
+            results.append(CheckResult(
+                name, Level.WARN, "; ".join(drift),
+                f"a stack update does not rewrite a live table's properties: in Athena run "
+                f"ALTER TABLE `{database}`.`{spec.name}` SET TBLPROPERTIES ({settings})", details))
+    return results
+
+
 # --- running them --------------------------------------------------------------------------------
 
 Check = Callable[[], list[CheckResult]]
@@ -801,6 +862,7 @@ def run_checks(ctx: StatusContext) -> list[CheckResult]:
             ("registry not registered", on_ctx(check_registry_failures)),
             ("registry hour", on_hour(check_registry_hour)),
             ("glue tables", on_ctx(check_glue_tables)),
+            ("iceberg tables", on_ctx(check_iceberg_tables)),
             ("partitions", on_hour(check_glue_partitions)),
             ("reconciler", on_ctx(check_reconciler)),
             ("compaction last run", on_ctx(check_compaction_run)),

@@ -16,6 +16,9 @@ a unique marker. Each is then followed stage by stage:
 
 and each stage's latency since the send is printed. A stage not reached within `--timeout` fails
 the command, naming the stage.
+
+`--first-deploy` runs the checks of `signals.ops.first_deploy` instead (Athena readability of every
+Iceberg table, a MERGE that commits, `$partitions`, VACUUM).
 """
 
 from __future__ import annotations
@@ -497,6 +500,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--compacted", action=argparse.BooleanOptionalAction, default=True,
                         help="follow the canaries into the compacted tables too (default; locally verify runs the "
                              "compactor for their day, a deployed env's hourly run is waited for)")
+    parser.add_argument("--first-deploy", action="store_true",
+                        help="instead of canaries, check on a fresh deploy what only AWS can say: each Iceberg "
+                             "table readable by Athena, one MERGE on a scratch day commits, $partitions answers, "
+                             "VACUUM runs (each ok/fail with the AWS error; docs/deploy.md)")
     parser.add_argument("--compact-timeout", type=float, default=None, metavar="S",
                         help=f"seconds the compacted stage may take after Glue (default {LOCAL_COMPACT_TIMEOUT_S:.0f} "
                              f"locally, {DEPLOYED_COMPACT_TIMEOUT_S:.0f} for a deployed env's hourly run)")
@@ -507,6 +514,16 @@ def run(args: argparse.Namespace) -> int:
     env = environment_from_args(args)
     if env is None:
         return 2
+    if args.first_deploy:
+        from signals.ops import first_deploy  # noqa: PLC0415
+
+        try:
+            steps = first_deploy.first_deploy_checks(env)
+        except (ClientError, BotoCoreError, EnvironmentNotFound) as exc:
+            print(f"signals verify: could not run the first-deploy checks: {exc}", file=sys.stderr)
+            return 2
+        first_deploy.render(steps, env.name, sys.stdout)
+        return 0 if all(step.ok for step in steps) else 1
     try:
         run_verify(env, sys.stdout, key=args.api_key, timeout_s=args.timeout, compacted=args.compacted,
                    compact_timeout_s=args.compact_timeout)

@@ -14,7 +14,9 @@ What Athena reads, and so what is read here:
 - Iceberg tables (Parameters `table_type` = ICEBERG): the current snapshot, through pyiceberg's Glue
   catalog on the same endpoint (`iceberg_catalog`).
 
-Timestamps come out without a zone (Athena's `timestamp`; every value is UTC).
+Timestamps come out without a zone (Athena's `timestamp`; every value is UTC). A Hive table's
+timestamps are read at millisecond precision, rounded, as Athena engine version 3 reads them; an
+Iceberg table's keep their microseconds (docs/data-contract.md, "Timestamps").
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ class GlueCatalog:
                 with_keys = with_keys.append_column(pa.field(key_name, string_type), column)
             tables.append(with_keys)
         if tables:
-            arrow = pa.concat_tables(tables)
+            arrow = _hive_millis(pa.concat_tables(tables))
         else:
             empty = schema
             for key_name in partition_keys:
@@ -417,6 +419,19 @@ def _coerce(value: Any, arrow_type: Any) -> Any:
         lowered = {str(k).lower(): v for k, v in value.items()}
         return {f.name: _coerce(lowered.get(f.name.lower()), f.type) for f in arrow_type}
     return value
+
+
+def _hive_millis(table: Any) -> Any:
+    """Hive `timestamp` columns at the precision Athena reads them: milliseconds, rounded
+    (`shared.arrow.hive_timestamp_millis`). Iceberg tables keep their microseconds."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    from shared.arrow import hive_timestamp_millis  # noqa: PLC0415
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            table = table.set_column(index, field, hive_timestamp_millis(table.column(index)))
+    return table
 
 
 def _without_zones(table: Any) -> Any:

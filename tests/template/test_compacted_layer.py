@@ -13,6 +13,7 @@ import pytest
 from deploy import glue_columns
 from parser.records import Rejection
 from shared import ledger
+from shared.config import CompactorConfig
 from shared.iceberg import (
     FORMAT_VERSION,
     DeclarationError,
@@ -25,6 +26,7 @@ from shared.iceberg import (
     pyiceberg_schema,
     schema_from_fields,
 )
+from shared.iceberg_properties import iceberg_table_properties
 from shared.models import FieldError
 from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, QUARANTINE_RECORDS_TABLE, SCHEMA_DRIFT_TABLE, Source
 from signals.local.template import ResolvedTemplate
@@ -368,3 +370,27 @@ def test_parser_dashboard_shows_the_compactor(resources: Resources) -> None:
     assert '"compaction_lag_seconds", "service", "compactor"' in body
     assert 'service=\\"compactor\\"' in body
 
+
+
+# --- data outlives the stack (issue 18) -------------------------------------------------------------
+
+
+def test_iceberg_tables_and_their_databases_are_retained_on_delete_and_replace(template: dict[str, Any]) -> None:
+    """A replaced table is re-created empty at the same Location and VACUUM then deletes the old files as
+    orphans: CloudFormation must never delete or replace a table or database of the compacted layer."""
+    retained = {"AlertsDatabase", "AuditDatabase", *(glue_columns.iceberg_logical_id(t) for t in ICEBERG_TABLES)}
+    for logical_id in sorted(retained):
+        resource = template["Resources"][logical_id]
+        assert resource.get("DeletionPolicy") == "Retain", logical_id
+        assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
+def test_athena_maintenance_properties_come_from_the_compactors_retention(template: dict[str, Any]) -> None:
+    """VACUUM reads vacuum_max_snapshot_age_seconds from the table (Athena's default is 5 days); the
+    template sets it from the same SNAPSHOT_RETENTION_HOURS default the compactor runs with."""
+    retention_hours = CompactorConfig.model_fields["snapshot_retention_hours"].default
+    for name, declared in _iceberg_declarations(template).items():
+        properties = declared["Properties"]
+        assert properties == iceberg_table_properties(), name
+        assert properties["vacuum_max_snapshot_age_seconds"] == str(int(retention_hours * 3600)), name
+        assert properties["vacuum_min_snapshots_to_keep"] == "1"

@@ -28,10 +28,11 @@ def test_compacted_tables_are_the_verified_columns_plus_day_and_hour() -> None:
 
 def test_content_columns_leave_out_arrival_and_lineage() -> None:
     otlp = COMPACTED_BY_TYPE["otlp_logs"]
-    assert otlp.key_column is None
+    assert otlp.key_columns == ()
     assert {"received_at", "source_key", "source_line", "day", "hour"}.isdisjoint(otlp.content_columns)
     assert "body" in otlp.content_columns
-    assert COMPACTED_BY_TYPE["lock"].key_column == "event_id"
+    # An event id is unique per device only: two devices numbering their events alike are two events.
+    assert COMPACTED_BY_TYPE["lock"].key_columns == ("device_id", "event_id")
 
 
 def test_lock_fields_have_athena_iceberg_types() -> None:

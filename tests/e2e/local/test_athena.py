@@ -518,3 +518,60 @@ def test_the_compactors_athena_engine_runs_on_the_local_athena(loaded: LocalStac
     assert query_local(env, f"SELECT count(*) FROM {compacted} WHERE day = '{day}' AND event_id LIKE 'ath-%'"
                        ).rows == [(EVENTS,)]
     assert engine.expire_snapshots(spec, started, lambda: 600_000).startswith(f"{spec.name}: VACUUM")
+
+
+def test_the_first_deploy_checks_pass_on_the_local_stack_and_leave_no_row(loaded: LocalStack, env: Environment,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`signals verify --env local --first-deploy`: every step through the local Athena's API in the dbt
+    workgroup, each ok; the scratch row is gone afterwards."""
+    from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, alerts_database  # noqa: PLC0415
+    from signals.cli import main  # noqa: PLC0415
+    from signals.ops.first_deploy import SCRATCH_DAY, first_deploy_checks  # noqa: PLC0415
+
+    steps = first_deploy_checks(env)
+    assert [s for s in steps if not s.ok] == []
+    names = [s.name for s in steps]
+    assert names[:6] == [f"read {t.name}" for t in (*COMPACTED_TABLES, *AUDIT_TABLES)]
+    assert names[6:] == ["compactor merge", "merge commits", "merge read back", "int_lock_compacted_daily$partitions",
+                         "cleanup", "cleanup read back", "vacuum"]
+    assert {s.name: s.detail for s in steps}["merge read back"].startswith("1 scratch row(s)")
+    leftover = query_local(env, f"SELECT count(*) FROM {alerts_database('local')}.int_lock_compacted_daily "
+                                f"WHERE day = '{SCRATCH_DAY}'")
+    assert leftover.rows == [(0,)]
+    capsys.readouterr()
+    assert main(["verify", "--env", "local", "--first-deploy"]) == 0
+    printed = capsys.readouterr().out
+    assert "ok    vacuum" in printed
+    assert printed.rstrip().endswith("13 ok, 0 fail")
+
+
+def test_a_lost_catalog_entry_fails_its_first_deploy_check_and_registering_the_last_metadata_file_recovers_it(
+        loaded: LocalStack, env: Environment) -> None:
+    """docs/deploy.md, 'Recovering an Iceberg table whose catalog entry was lost': the data and metadata
+    outlive the Glue entry; the check names the AWS error, and a Glue CreateTable pointing at the newest
+    metadata file under the table's Location brings every row back."""
+    from shared.schema import DUPLICATE_CONFLICTS, audit_database  # noqa: PLC0415
+    from signals.ops.first_deploy import first_deploy_checks  # noqa: PLC0415
+
+    glue, s3 = loaded.client("glue"), loaded.client("s3")
+    database = audit_database("local")
+    before = query_local(env, f"SELECT count(*) FROM {database}.{DUPLICATE_CONFLICTS.name}").rows
+    glue.delete_table(DatabaseName=database, Name=DUPLICATE_CONFLICTS.name)
+
+    steps = {s.name: s for s in first_deploy_checks(env)}
+    lost = steps[f"read {DUPLICATE_CONFLICTS.name}"]
+    assert not lost.ok
+    assert "TABLE_NOT_FOUND" in lost.detail
+    assert all(s.ok for name, s in steps.items() if name != lost.name)
+
+    # The recovery, as docs/deploy.md writes it: the newest metadata file under the table's Location.
+    bucket = "local-signal-data-lake-dbt"  # the dbt bucket of the local stack (DbtBucket)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{DUPLICATE_CONFLICTS.data_prefix}metadata/")["Contents"]
+    newest = max((o["Key"] for o in listed if o["Key"].endswith(".metadata.json")),
+                 key=lambda key: int(key.rsplit("/", 1)[-1].split("-", 1)[0]))
+    glue.create_table(DatabaseName=database, TableInput={
+        "Name": DUPLICATE_CONFLICTS.name, "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"table_type": "ICEBERG", "metadata_location": f"s3://{bucket}/{newest}"}})
+
+    assert all(s.ok for s in first_deploy_checks(env))
+    assert query_local(env, f"SELECT count(*) FROM {database}.{DUPLICATE_CONFLICTS.name}").rows == before

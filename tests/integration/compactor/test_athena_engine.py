@@ -20,6 +20,7 @@ from botocore.config import Config
 from moto.athena.models import athena_backends
 from werkzeug.wrappers import Response
 
+from shared import registry_keys as rk
 from signals.local.gateway import AwsGateway, AwsRequest, json_error
 from tests.integration.compactor.support import BASE, REGION, WORKGROUP, World, day_of, lock_row
 
@@ -230,3 +231,31 @@ def test_a_query_still_running_when_time_runs_short_is_stopped_and_its_day_left_
     assert sql_of(stopped[0]).startswith("WITH")  # the stats query, the first of the day
     assert kinds(faults.starts) == ["stats", "insert"]  # nothing merged; the audit row says stopped
     assert "'stopped'" in faults.starts[-1]
+
+
+def test_the_audit_tables_are_bin_packed_and_vacuumed_on_their_own_slower_cadence(
+        world: World, faults: Faults) -> None:
+    """compaction_runs and duplicate_conflicts take an append every run: once per
+    AUDIT_MAINTENANCE_INTERVAL_HOURS (a week) each gets OPTIMIZE ... BIN_PACK and VACUUM."""
+    audit = '"telemetry_alerts_test_dq_audit"'
+
+    def audit_maintenance() -> list[str]:
+        return [s for s in faults.starts if s.startswith(("OPTIMIZE", "VACUUM")) and audit in s]
+
+    world.write_verified("lock", DAY, HOUR, [lock_row("e1")])
+    run(world)
+    assert audit_maintenance() == []  # first seen: the week starts now
+    eight_days_ago = "2000-01-01T00:00:00.000Z"
+    world.client("dynamodb").update_item(
+        TableName=world.environ["REGISTRY_TABLE"], Key={k: {"S": v} for k, v in rk.compactor_state_key().items()},
+        UpdateExpression="SET maintained_at.compaction_runs = :old, maintained_at.duplicate_conflicts = :old",
+        ExpressionAttributeValues={":old": {"S": eight_days_ago}})
+    world.write_verified("lock", DAY, HOUR, [lock_row("e2")])
+    result = run(world)
+    assert audit_maintenance() == [
+        f'OPTIMIZE {audit}."compaction_runs" REWRITE DATA USING BIN_PACK', f'VACUUM {audit}."compaction_runs"',
+        f'OPTIMIZE {audit}."duplicate_conflicts" REWRITE DATA USING BIN_PACK', f'VACUUM {audit}."duplicate_conflicts"']
+    assert any(line.startswith("compaction_runs: OPTIMIZE") for line in result["maintenance"])
+    world.write_verified("lock", DAY, HOUR, [lock_row("e3")])
+    run(world)
+    assert len(audit_maintenance()) == 4  # not again within the week

@@ -43,9 +43,10 @@ def test_signals_compact_prints_each_table_day_and_a_rerun_inserts_nothing(
 
     out = capsys.readouterr().out
     header = [cell.strip() for cell in out.splitlines()[0].split(" | ")]
-    assert header == ["table", "day", "read", "inserted", "replaced", "natural dups", "conflicts", "late", "outcome"]
+    assert header == ["table", "day", "read", "inserted", "replaced", "refreshed", "natural dups", "conflicts", "late",
+                      "outcome"]
     row = [cell.strip() for cell in out.splitlines()[2].split(" | ")]
-    assert row == ["int_lock_compacted_daily", DAY, "4", "2", "0", "1", "1", "0", "succeeded"]
+    assert row == ["int_lock_compacted_daily", DAY, "4", "2", "0", "0", "1", "1", "0", "succeeded"]
     assert "2 rows inserted, 1 natural duplicates dropped, 1 conflicting (1 newly recorded" in out
 
     assert main(["compact", "--day", DAY, "--table", "lock", "--json"]) == 0

@@ -19,8 +19,9 @@ from boto3.dynamodb.types import TypeSerializer
 from moto import mock_aws
 
 from shared import registry_keys
+from shared.iceberg_properties import iceberg_table_properties
 from shared.layout import Partition, verified_key
-from shared.schema import TABLES, glue_columns, glue_partition_keys
+from shared.schema import AUDIT_TABLES, COMPACTED_TABLES, TABLES, glue_columns, glue_partition_keys
 from signals.env import Environment, Output
 
 RAW = "test-signal-data-lake-raw"
@@ -30,6 +31,38 @@ TABLE = "test-tps-telemetry-file-registry-v2"
 DATABASE = "telemetry-parser-db"
 ARTIFACTS = "test-dbt-artifacts-abc"
 AUDIT_DATABASE = "telemetry_alerts_test_dq_audit"
+ALERTS_DATABASE = "telemetry_alerts_test"
+DBT = "test-signal-data-lake-dbt"
+
+
+def put_iceberg_table(session: boto3.Session, database: str, spec: Any, properties: dict[str, str]) -> str:
+    """An Iceberg table as CloudFormation leaves it: its first metadata file (written with pyiceberg's
+    model) under the table's Location, and a Glue table pointing at it. Returns the metadata location."""
+    from pyiceberg.table.metadata import new_table_metadata  # noqa: PLC0415
+    from pyiceberg.table.sorting import UNSORTED_SORT_ORDER  # noqa: PLC0415
+
+    from shared.iceberg import pyiceberg_partition_spec, pyiceberg_schema  # noqa: PLC0415
+
+    location = f"s3://{DBT}/{spec.data_prefix.rstrip('/')}"
+    metadata = new_table_metadata(schema=pyiceberg_schema(spec), partition_spec=pyiceberg_partition_spec(spec),
+                                  sort_order=UNSORTED_SORT_ORDER, location=location, properties=properties)
+    key = f"{spec.data_prefix}metadata/00000-{spec.name}.metadata.json"
+    session.client("s3").put_object(Bucket=DBT, Key=key, Body=metadata.model_dump_json().encode())
+    glue = session.client("glue")
+    if _has_table(glue, database, spec.name):
+        glue.delete_table(DatabaseName=database, Name=spec.name)
+    glue.create_table(DatabaseName=database, TableInput={
+        "Name": spec.name, "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"table_type": "ICEBERG", "metadata_location": f"s3://{DBT}/{key}"}})
+    return f"s3://{DBT}/{key}"
+
+
+def _has_table(glue: Any, database: str, name: str) -> bool:
+    try:
+        glue.get_table(DatabaseName=database, Name=name)
+    except glue.exceptions.EntityNotFoundException:
+        return False
+    return True
 
 QUEUE_OUTPUTS = {
     "telemetry-processing-queue": (Output.TELEMETRY_QUEUE_URL, Output.TELEMETRY_DLQ_URL),
@@ -166,12 +199,12 @@ class Pipeline:
 
 def _create_resources(session: boto3.Session) -> dict[str, str]:
     s3 = session.client("s3")
-    for bucket in (RAW, VERIFIED, QUARANTINE, ARTIFACTS):
+    for bucket in (RAW, VERIFIED, QUARANTINE, ARTIFACTS, DBT):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     sqs = session.client("sqs")
     outputs = {Output.RAW_BUCKET: RAW, Output.VERIFIED_BUCKET: VERIFIED, Output.QUARANTINE_BUCKET: QUARANTINE,
                Output.REGISTRY_TABLE: TABLE, Output.GLUE_DATABASE: DATABASE, Output.ARTIFACTS_BUCKET: ARTIFACTS,
-               Output.AUDIT_DATABASE: AUDIT_DATABASE}
+               Output.AUDIT_DATABASE: AUDIT_DATABASE, Output.ALERTS_DATABASE: ALERTS_DATABASE}
     for name, (queue_output, dlq_output) in QUEUE_OUTPUTS.items():
         dlq_url = sqs.create_queue(QueueName=f"{name}_dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -197,6 +230,10 @@ def _create_resources(session: boto3.Session) -> dict[str, str]:
             "StorageDescriptor": {"Columns": glue_columns(table),
                                   "Location": f"s3://{VERIFIED}/{table.location_prefix}"},
         })
+    for database, specs in ((ALERTS_DATABASE, COMPACTED_TABLES), (AUDIT_DATABASE, AUDIT_TABLES)):
+        glue.create_database(DatabaseInput={"Name": database})
+        for spec in specs:
+            put_iceberg_table(session, database, spec, iceberg_table_properties())
     return outputs
 
 

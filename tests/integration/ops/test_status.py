@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import registry_keys
+from shared.iceberg_properties import iceberg_table_properties
 from shared.layout import Partition
+from shared.schema import COMPACTED_BY_TYPE
 from signals.env import Output
 from signals.ops import status
 from signals.ops.checks import CheckResult, Level, StatusContext, run_checks
-from tests.integration.ops.conftest import Pipeline
+from tests.integration.ops.conftest import ALERTS_DATABASE, AUDIT_DATABASE, Pipeline, put_iceberg_table
 
 NOW = datetime.now(UTC)
 HOUR = NOW.replace(minute=0, second=0, microsecond=0)
@@ -253,3 +255,30 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
     status.render(results, "test", "2026-11-25T19", plain)
     assert "\033[" not in plain.getvalue()
     assert plain.getvalue().splitlines()[-1] == "1 ok, 0 warn, 1 fail"
+
+
+def test_an_iceberg_table_whose_properties_drifted_from_the_template_warns(pipeline: Pipeline) -> None:
+    """VACUUM reads the live table's properties: one left at Athena's 5-day default (or changed by hand)
+    keeps another history than the compactor assumes, and status says so with the fix."""
+    healthy(pipeline)
+    drifted = {**iceberg_table_properties(), "vacuum_max_snapshot_age_seconds": "432000"}
+    del drifted["vacuum_min_snapshots_to_keep"]
+    put_iceberg_table(pipeline.env.session, ALERTS_DATABASE, COMPACTED_BY_TYPE["lock"], drifted)
+    results = statuses(pipeline)
+    line = check(results, "iceberg table int_lock_compacted_daily")
+    assert line.level is Level.WARN
+    assert line.figure == ("vacuum_max_snapshot_age_seconds is 432000 (declared 604800); "
+                           "vacuum_min_snapshots_to_keep is not set (declared 1)")
+    assert line.action is not None
+    assert "ALTER TABLE `telemetry_alerts_test`.`int_lock_compacted_daily` SET TBLPROPERTIES (" in line.action
+    assert check(results, "iceberg table compaction_runs").level is Level.OK
+    assert all(r.level is not Level.FAIL for r in results)
+
+
+def test_a_missing_iceberg_table_fails_and_points_at_the_recovery(pipeline: Pipeline) -> None:
+    healthy(pipeline)
+    pipeline.glue.delete_table(DatabaseName=AUDIT_DATABASE, Name="duplicate_conflicts")
+    line = check(statuses(pipeline), "iceberg table duplicate_conflicts")
+    assert line.level is Level.FAIL
+    assert line.action is not None
+    assert "register the last metadata file" in line.action

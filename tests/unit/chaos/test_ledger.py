@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from shared.schema import device_event_key
 from signals.chaos.clients import answered
-from signals.chaos.ledger import QUARANTINE, REJECT, ROW, LakeView, Ledger, reconcile
+from signals.chaos.ledger import QUARANTINE, REJECT, ROW, LakeView, Ledger, event_key_of, reconcile
 from signals.local.simulate import encode_batch
 
 
@@ -77,14 +78,32 @@ def test_a_good_event_in_quarantine_is_misjudged() -> None:
 
 
 def test_the_api_answer_is_read_per_event_position() -> None:
-    events = [{"event_id": "a"}, {"event_id": "b"}, {"event_id": "c"}, {"event_id": "d"}]
+    events = [{"event_id": "a", "device_id": "d1"}, {"event_id": "b", "device_id": "d1"},
+              {"event_id": "c", "device_id": "d1"}, {"event_id": "d", "device_id": "d1"}]
+    a, b, c, d = (device_event_key("d1", x) for x in "abcd")
     for style in range(3):
         body, headers = encode_batch(events, style, gzipped=style == 1)
         route, ids, accepted, rejected = answered(
             "/v1/telemetry", body, headers, 503,
             b'{"accepted": 2, "rejected": [{"index": 1, "reason": "unknown_device_type"}], "not_written": [3]}')
-        assert (route, ids) == ("telemetry", ["a", "b", "c", "d"])
-        assert accepted == ["a", "c"]  # b rejected, d not written: the client resends d only
-        assert rejected == {"b": "unknown_device_type"}
-        assert answered("/v1/telemetry", body, headers, 200, b'{"accepted": 4, "rejected": []}')[2] == list("abcd")
+        assert (route, ids) == ("telemetry", [a, b, c, d])
+        assert accepted == [a, c]  # b rejected, d not written: the client resends d only
+        assert rejected == {b: "unknown_device_type"}
+        assert answered("/v1/telemetry", body, headers, 200, b'{"accepted": 4, "rejected": []}')[2] == [a, b, c, d]
         assert answered("/v1/telemetry", body, headers, 400, b'{"message": "x"}')[2] == []
+
+
+def test_two_devices_sending_the_same_event_id_are_two_ledger_events() -> None:
+    """The ledger keys device events as the compacted layer does, (device_id, event_id): one row each
+    for two devices numbering their events alike is no duplicate, and a missing one is a loss."""
+    body, headers = encode_batch([{"event_id": "1", "device_id": "lock-1"}, {"event_id": "1", "device_id": "lock-2"}],
+                                 0, gzipped=False)
+    ids = answered("/v1/telemetry", body, headers, 200, b'{"accepted": 2, "rejected": []}')[2]
+    assert ids == [event_key_of({"device_id": "lock-1", "event_id": "1"}),
+                   event_key_of({"device_id": "lock-2", "event_id": "1"})]
+    ledger = ledger_with(*((i, "lock", ROW) for i in ids))
+    ledger.sent(ids)
+    ledger.api_answer("telemetry", 200, ids, {}, at=1.0)
+    report = reconcile(ledger.snapshot(), LakeView(verified=Counter(ids), compacted=Counter(ids[:1])))
+    assert (report.lost, report.duplicated_compacted) == (1, 0)
+    assert report.lost_ids[0]["event_id"] == ids[1]

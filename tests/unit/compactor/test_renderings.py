@@ -16,12 +16,14 @@ import sqlglot
 from compactor.athena_engine import insert_values
 from compactor.dedup import ATHENA, DUCKDB, DayQuery, Relations, fingerprint_sql, relation, vacuum
 from shared.schema import (
+    BACKFILL_RUNS,
     COMPACTED_BY_TYPE,
     COMPACTED_TABLES,
     COMPACTION_RUNS,
     DUPLICATE_CONFLICTS,
     CompactedTableSpec,
     Kind,
+    device_event_key,
 )
 from tests.unit.compactor.rows import DAY, T0, arrow, empty_conflicts, local_query, select
 
@@ -58,7 +60,7 @@ def sample_rows(table: CompactedTableSpec, seed: int, events: int = 40) -> list[
         base: dict[str, Any] = {}
         for spec in table.source.fields:
             base[spec.name] = value(spec.kind, rng) if not spec.required else None
-        if table.key_column:
+        if table.key_columns:
             base["event_id"] = f"e{number}"
         for spec in table.source.fields:
             if spec.required and base.get(spec.name) is None:
@@ -107,7 +109,11 @@ def test_athena_statements_parse_as_trino(table: CompactedTableSpec) -> None:
                 query.data_files_select(ALERTS_DB),
                 insert_values(relation(AUDIT_DB, COMPACTION_RUNS.name), [
                     {"run_id": "r", "started_at": datetime(2026, 3, 10, 13), "table_name": table.name, "day": DAY,
-                     "inserted": 3, "outcome": "succeeded", "error": "it's fine"}])):
+                     "inserted": 3, "outcome": "succeeded", "error": "it's fine"}]),
+                insert_values(relation(AUDIT_DB, BACKFILL_RUNS.name), [
+                    {"run_id": "b", "started_at": datetime(2026, 3, 10, 13), "table_name": table.name, "day": DAY,
+                     "columns": "auto_lock_delay_s", "values_lifted": 30, "unfit_columns": '{"x": 1}',
+                     "outcome": "succeeded"}], BACKFILL_RUNS)):
         parsed = sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
         assert not isinstance(parsed, sqlglot.exp.Command), sql[:80]
     merge = sqlglot.parse_one(query.merge(), read="trino")
@@ -137,7 +143,7 @@ def test_the_athena_dedup_select_transpiled_returns_the_local_engines_rows(table
     athena_stats = select(connection, transpiled(athena_query(table).stats_select("run")))
     assert athena_stats == local_stats
     assert local_stats[0]["natural_duplicates"] > 0
-    if table.key_column:
+    if table.key_columns:
         assert local_stats[0]["conflicting_duplicates"] > 0
 
 
@@ -147,7 +153,7 @@ def reference_fingerprint(table: CompactedTableSpec, row: dict[str, Any]) -> str
         return hashlib.sha256(text.encode()).hexdigest()
 
     parts = []
-    for name in table.content_columns:
+    for name in table.identity_columns:
         kind, item = table.source.field(name).kind, row[name]
         if item is None:
             parts.append("n")
@@ -173,3 +179,30 @@ def test_the_otlp_fingerprint_is_the_same_in_both_engines_and_in_python() -> Non
         sql = render(f"SELECT {fingerprint_sql(dialect, table)} AS fp, source_line FROM {source}")
         found = {r["source_line"]: r["fp"] for r in select(connection, sql)}
         assert found == {r["source_line"]: reference_fingerprint(table, r) for r in rows}, dialect.name
+
+
+@pytest.mark.parametrize("dialect", [DUCKDB, ATHENA], ids=lambda d: d.name)
+def test_two_devices_with_the_same_event_id_are_two_events(dialect: Any) -> None:
+    """Issue 18: device firmware numbering events from 1 (or a sender guessing an id) must not make
+    another device's event a conflict. The key is (device_id, event_id), in both engines."""
+    table = COMPACTED_BY_TYPE["lock"]
+    rows = []
+    for number, device in enumerate(["lock-1", "lock-2", "lock-1"]):
+        row = {spec.name: None for spec in table.source.fields}
+        row.update(event_id="1", device_id=device, device_type="lock", event_name="bolt_changed",
+                   event_time=T0, received_at=T0 + timedelta(seconds=number), source_key="raw/a",
+                   source_line=number + 1, day=DAY, hour="12", bolt_state="locked" if number < 2 else "unlocked")
+        rows.append(row)
+    connection = duckdb_with(table, rows, compacted=[])
+    query = local_query(table) if dialect is DUCKDB else athena_query(table)
+    render = (lambda s: s) if dialect is DUCKDB else transpiled
+    kept = ordered(select(connection, render(query.dedup_select())))
+    assert [(r["device_id"], r["source_line"]) for r in kept] == [("lock-1", 1), ("lock-2", 2)]
+    assert [r["event_key"] for r in kept] == [device_event_key("lock-1", "1"), device_event_key("lock-2", "1")]
+    stats = select(connection, render(query.stats_select("run")))[0]
+    assert (stats["inserted"], stats["conflicting_duplicates"]) == (2, 1)  # lock-1's second copy, not lock-2
+
+
+def test_the_device_key_text_is_unambiguous() -> None:
+    assert device_event_key("a:b", "c") != device_event_key("a", "b:c")
+    assert device_event_key("lock-1", "e1") == "6:lock-1:e1"

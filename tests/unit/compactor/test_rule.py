@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from compactor.dedup import DUCKDB, fingerprint_sql
+from compactor.dedup import DUCKDB, column_text, fingerprint_sql
 from shared.schema import COMPACTED_BY_TYPE
 from tests.unit.compactor.rows import DAY, T0, connect, local_query, lock, otlp, select
 
@@ -29,7 +29,8 @@ def test_natural_duplicates_are_dropped_and_counted_keeping_the_earliest_copy() 
     copies = [lock("e1", received=T0 + timedelta(seconds=s), source_key=f"raw/{s}") for s in (30, 0, 10)]
     (row,) = kept(LOCK, copies)
     assert row["source_key"] == "raw/0"
-    assert stats(LOCK, copies) == {"verified_rows": 3, "inserted": 1, "replaced": 0, "natural_duplicates": 2,
+    assert stats(LOCK, copies) == {"verified_rows": 3, "inserted": 1, "replaced": 0, "refreshed": 0,
+                                   "natural_duplicates": 2,
                                    "conflicting_duplicates": 0, "conflicts_recorded": 0, "late_rows": 0}
 
 
@@ -46,7 +47,7 @@ def test_a_conflicting_copy_is_kept_out_and_recorded_with_both_lineages() -> Non
     assert (conflict["kept_source_key"], conflict["kept_source_line"]) == ("raw/first", 4)
     assert (conflict["conflicting_source_key"], conflict["conflicting_source_line"]) == ("raw/other", 7)
     assert conflict["differing_columns"] == "attributes,bolt_state,temperature_c"  # a null differs from a value
-    assert conflict["event_key"] == "e1"
+    assert conflict["event_key"] == "6:lock-1:e1"  # (device_id, event_id)
     assert '"bolt_state":"jammed"' in conflict["conflicting_row"]
 
 
@@ -106,4 +107,6 @@ def test_the_merge_plan_inserts_what_is_absent_replaces_a_later_copy_and_keeps_t
 
 def test_a_fingerprint_over_a_float_column_is_refused() -> None:
     with pytest.raises(ValueError, match="temperature_c"):
+        column_text(DUCKDB, LOCK.source.field("temperature_c"), '"temperature_c"')
+    with pytest.raises(ValueError, match="not on a fingerprint"):
         fingerprint_sql(DUCKDB, LOCK)

@@ -136,3 +136,25 @@ def test_the_bytes_scanned_cutoff_fails_the_query(engine: LocalEngine) -> None:
     assert engine.execute("SELECT count(*) FROM plain").bytes_scanned > 10
     with pytest.raises(QueryError, match="EXCEEDED_BYTES_SCANNED_LIMIT: Query cancelled! Bytes scanned limit"):
         engine.execute("SELECT count(*) FROM plain", bytes_scanned_cutoff=10)
+
+
+def test_a_hive_timestamp_reads_at_milliseconds_rounded_as_athena_reads_it() -> None:
+    """Athena reads Hive TIMESTAMP at millisecond resolution (Trino's hive.timestamp-precision default,
+    values rounded); a Parquet file with microseconds must not read finer locally."""
+    from datetime import datetime  # noqa: PLC0415
+
+    with mock_aws():
+        session = boto3.Session(region_name="us-west-2")
+        s3, glue = session.client("s3"), session.client("glue")
+        s3.create_bucket(Bucket="times-lake", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        glue.create_database(DatabaseInput={"Name": "times-db"})
+        buffer = io.BytesIO()
+        moments = [datetime(2026, 3, 10, 1, 2, 3, 123456), datetime(2026, 3, 10, 1, 2, 3, 999500)]
+        pq.write_table(pa.table({"t": pa.array(moments, pa.timestamp("us"))}), buffer)
+        s3.put_object(Bucket="times-lake", Key="times/0.parquet", Body=buffer.getvalue())
+        glue.create_table(DatabaseName="times-db", TableInput={
+            "Name": "times", "Parameters": {"classification": "parquet"},
+            "StorageDescriptor": {"Location": "s3://times-lake/times/",
+                                  "Columns": [{"Name": "t", "Type": "timestamp"}]}})
+        rows = LocalEngine(session, None, database="times-db").execute("SELECT t FROM times ORDER BY t").rows
+    assert rows == [(datetime(2026, 3, 10, 1, 2, 3, 123000),), (datetime(2026, 3, 10, 1, 2, 4),)]
