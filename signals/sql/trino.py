@@ -190,7 +190,9 @@ class TrinoEngine:
                           update_count=count)
         columns = [str(column[0]).lower() for column in description]
         types = [trino_type(str(column[1])) for column in description]
-        return Result(columns=columns, types=types, rows=rows, statement_type="DML", bytes_scanned=scanned)
+        first = sql.split(None, 1)[0].lower() if sql.split() else ""
+        kind = "UTILITY" if first in ("show", "describe", "desc", "explain") else "DML"
+        return Result(columns=columns, types=types, rows=rows, statement_type=kind, bytes_scanned=scanned)
 
 
 def _metadata_table(table: str, kind: str) -> str:
