@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.ops.verify",
     "signals.ops.redrive",
     "signals.schema.command",
+    "signals.trino",
 )
 
 

@@ -51,6 +51,7 @@ from signals.local.runtime import (
 from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
+from signals.sql.trino_server import TrinoServer
 
 log = logging.getLogger("signals.local")
 
@@ -102,6 +103,10 @@ class LocalSettings:
     # Variables merged over a function's template environment, by function name or module
     # ("reconciler.app"): local-only tuning such as the reconciler's grace periods (`signals chaos`).
     function_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The embedded Athena's engine: "duckdb" (signals.sql.engine) or "trino" (a Trino server the stack
+    # starts and stops; signals.sql.trino, fetched by `signals trino fetch`).
+    athena_engine: str = "duckdb"
+    trino_heap: str = "2G"
 
 
 class EndpointClients(Clients):
@@ -154,6 +159,7 @@ class LocalStack:
         self.restore_report = RestoreReport()
         #: How template.yaml differs from the tables kept in the data directory (nothing re-created).
         self.template_changes: list[str] = []
+        self.trino: TrinoServer | None = None  # athena_engine="trino"
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -305,6 +311,12 @@ class LocalStack:
         self._gateway.start()
         self._aws_endpoint = self._gateway.url
         self._gateway.reset()
+        if settings.athena_engine == "trino":
+            # Launched now (it takes tens of seconds), waited for once the resources exist.
+            self.trino = TrinoServer(aws_endpoint_url=self._aws_endpoint, heap=settings.trino_heap)
+            self.trino.launch()
+        elif settings.athena_engine != "duckdb":
+            raise ValueError(f"unknown Athena engine {settings.athena_engine!r} (duckdb or trino)")
 
         template_path = settings.template_path or find_template()
         buffers: dict[str, list[tuple[list[bytes], float | None]]] = {}
@@ -319,8 +331,11 @@ class LocalStack:
             document, parameters=parameters, stack_name=stack_name("local"), endpoint=self._aws_endpoint
         )
         self.wiring = read_wiring(self.template)
+        # With a real engine behind Athena, the compactor runs the code it runs in AWS (its athena engine).
+        engine_environment = {"COMPACTOR_ENGINE": "athena"} if settings.athena_engine == "trino" else {}
         for logical_id, spec in list(self.wiring.functions.items()):
-            extra = {**settings.function_environment.get(spec.module, {}),
+            extra = {**(engine_environment if spec.module.split(".")[0] == "compactor" else {}),
+                     **settings.function_environment.get(spec.module, {}),
                      **settings.function_environment.get(spec.name, {})}
             if extra:
                 self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})
@@ -343,7 +358,7 @@ class LocalStack:
             self._gateway.record(Recorder(PERSISTED_SERVICES, self._gateway.gate, self.data.journal.request,
                                           is_mutating))
         # Athena's query operations run on the local engine (moto keeps the workgroups).
-        self._athena = LocalAthena(self.session(), self._aws_endpoint)
+        self._athena = LocalAthena(self.session(), self._aws_endpoint, engine=self._athena_engine())
         self._athena.install(self._gateway)
         self._firehose.start()
 
@@ -383,6 +398,15 @@ class LocalStack:
                                        f"{stream}, which template.yaml no longer declares; start on a template "
                                        "that has it (or --fresh to discard them)")
                 self._firehose.refill(stream, records, first_arrival)
+
+    def _athena_engine(self) -> Any:
+        """The engine behind the embedded Athena: None (LocalAthena's DuckDB default) or Trino's."""
+        if self.trino is None:
+            return None
+        from signals.sql.trino import TrinoEngine  # noqa: PLC0415
+
+        self.trino.wait_ready()
+        return TrinoEngine(self.session(), self._aws_endpoint, port=self.trino.port)
 
     def _start_cloudwatch(self) -> None:
         """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
@@ -464,6 +488,9 @@ class LocalStack:
         if self._athena is not None:
             self._athena.close()
             self._athena = None
+        if self.trino is not None:
+            self.trino.stop()
+            self.trino = None
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
