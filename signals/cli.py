@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signals.ops.status",
     "signals.ops.verify",
     "signals.ops.redrive",
+    "signals.trino",
 )
 
 

@@ -37,7 +37,7 @@ import orjson
 from werkzeug.wrappers import Response
 
 from signals.local.gateway import AwsGateway, AwsRequest, json_error
-from signals.sql.engine import Cancellation, LocalEngine, Result
+from signals.sql.engine import Cancellation, LocalEngine, QueryEngine, Result
 from signals.sql.errors import SYSTEM, QueryCancelled, QueryError
 from signals.sql.types import athena_text, csv_line
 
@@ -148,8 +148,9 @@ class Execution:
 class LocalAthena:
     """The query half of Athena's API, answered by `LocalEngine` on the stack's Glue and S3."""
 
-    def __init__(self, session: Any, endpoint_url: str, *, workers: int = 2) -> None:
-        self._engine = LocalEngine(session, endpoint_url)
+    def __init__(self, session: Any, endpoint_url: str, *, workers: int = 2, engine: QueryEngine | None = None) -> None:
+        # The engine is chosen by the stack (`--athena-engine`): DuckDB's by default, or Trino's.
+        self._engine: QueryEngine = engine or LocalEngine(session, endpoint_url)
         self._athena = session.client("athena", endpoint_url=endpoint_url)  # moto: workgroups
         self._s3 = session.client("s3", endpoint_url=endpoint_url)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="local-athena")

@@ -37,6 +37,10 @@ def add_stack_options(
     parser.add_argument("--visibility-seconds", type=int, default=3,
                         help="every queue's visibility timeout, locally (default 3)")
     parser.add_argument("--template", type=Path, default=None, help="template.yaml to read (default: the checkout's)")
+    parser.add_argument("--athena-engine", choices=("duckdb", "trino"), default="duckdb",
+                        help="what answers the embedded Athena's queries: duckdb (default; fast, no Java) or trino "
+                        "(a real Trino server the stack starts; fetch it first with `signals trino fetch`)")
+    parser.add_argument("--trino-heap", default="2G", help="the Trino server's JVM heap (-Xmx; default 2G)")
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -54,6 +58,8 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Any:
         api_key=args.api_key or default_api_key(),
         timings=timings,
         template_path=args.template,
+        athena_engine=getattr(args, "athena_engine", "duckdb"),
+        trino_heap=getattr(args, "trino_heap", "2G"),
         **overrides,
     )
 
@@ -98,6 +104,7 @@ def report_dead_stack() -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     from signals.local.stack import LocalStack  # noqa: PLC0415 (moto loads with it)
+    from signals.sql.trino_server import TrinoUnavailable  # noqa: PLC0415
 
     other = running_stack_pid()
     if other is not None and other != os.getpid():
@@ -119,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
             print("\nstopping: writing Firehose buffers and draining the queues ...", flush=True)
+    except TrinoUnavailable as exc:
+        print(f"signals local: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"signals local: {exc} (is another process using the port? try --port / --aws-port)", file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ from signals.local.runtime import (
 from signals.local.switches import Switches
 from signals.local.template import REGION, ResolvedTemplate, find_template, load_template
 from signals.local.wiring import LocalTimings, Wiring, read_wiring
+from signals.sql.trino_server import TrinoServer
 
 log = logging.getLogger("signals.local")
 
@@ -96,6 +97,10 @@ class LocalSettings:
     # Variables merged over a function's template environment, by function name or module
     # ("reconciler.app"): local-only tuning such as the reconciler's grace periods (`signals chaos`).
     function_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The embedded Athena's engine: "duckdb" (signals.sql.engine) or "trino" (a Trino server the stack
+    # starts and stops; signals.sql.trino, fetched by `signals trino fetch`).
+    athena_engine: str = "duckdb"
+    trino_heap: str = "2G"
 
 
 class EndpointClients(Clients):
@@ -144,6 +149,7 @@ class LocalStack:
         self._state_path: Path | None = None
         self.provisioned = Provisioned()
         self.cloudwatch: CloudWatchPublisher | None = None
+        self.trino: TrinoServer | None = None  # athena_engine="trino"
 
     # --- public surface --------------------------------------------------------------------------
 
@@ -294,6 +300,12 @@ class LocalStack:
         self._gateway.start()
         self._aws_endpoint = self._gateway.url
         self._gateway.reset()
+        if settings.athena_engine == "trino":
+            # Launched now (it takes tens of seconds), waited for once the resources exist.
+            self.trino = TrinoServer(aws_endpoint_url=self._aws_endpoint, heap=settings.trino_heap)
+            self.trino.launch()
+        elif settings.athena_engine != "duckdb":
+            raise ValueError(f"unknown Athena engine {settings.athena_engine!r} (duckdb or trino)")
 
         template_path = settings.template_path or find_template()
         document = load_template(template_path)
@@ -319,7 +331,7 @@ class LocalStack:
         provision(self.wiring, self.client, settings.timings)
         self.provisioned = provision_resources(self.wiring, self.client, api_key=settings.api_key)
         # Athena's query operations run on the local engine (moto keeps the workgroups).
-        self._athena = LocalAthena(self.session(), self._aws_endpoint)
+        self._athena = LocalAthena(self.session(), self._aws_endpoint, engine=self._athena_engine())
         self._athena.install(self._gateway)
         self._firehose.start()
 
@@ -348,6 +360,15 @@ class LocalStack:
         self.outputs[Output.API_URL] = self._api.url
         if settings.write_state:
             self._write_state()
+
+    def _athena_engine(self) -> Any:
+        """The engine behind the embedded Athena: None (LocalAthena's DuckDB default) or Trino's."""
+        if self.trino is None:
+            return None
+        from signals.sql.trino import TrinoEngine  # noqa: PLC0415
+
+        self.trino.wait_ready()
+        return TrinoEngine(self.session(), self._aws_endpoint, port=self.trino.port)
 
     def _start_cloudwatch(self) -> None:
         """Function logs and metrics into the embedded CloudWatch (signals.local.cloudwatch)."""
@@ -421,6 +442,9 @@ class LocalStack:
         if self._athena is not None:
             self._athena.close()
             self._athena = None
+        if self.trino is not None:
+            self.trino.stop()
+            self.trino = None
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None

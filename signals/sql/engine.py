@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, Protocol
 
 from signals.sql.catalog import Constraint, GlueCatalog, iceberg_filter, is_iceberg
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
@@ -136,6 +136,13 @@ _TRINO_MACROS: Final = (
 _TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
                     "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
+
+
+class QueryEngine(Protocol):
+    """What the embedded Athena runs statements on: `LocalEngine` (DuckDB) or `signals.sql.trino.TrinoEngine`."""
+
+    def execute(self, sql: str, *, database: str | None = None, parameters: Sequence[str] | None = None,
+                cancellation: Cancellation | None = None, bytes_scanned_cutoff: int | None = None) -> Result: ...
 
 
 class LocalEngine:
