@@ -572,7 +572,7 @@ def _reject_non_trino(text: str, statement: Any) -> None:
     """sqlglot reads some syntax Trino's parser refuses (found by the differential corpus): refuse it too."""
     import sqlglot  # noqa: PLC0415
     from sqlglot import exp  # noqa: PLC0415
-    from sqlglot.tokens import TokenType  # noqa: PLC0415
+    from sqlglot.tokenizer_core import TokenType  # noqa: PLC0415
 
     for token in sqlglot.tokenize(text, read="trino"):
         if token.token_type == TokenType.DCOLON:  # DuckDB's and PostgreSQL's `x::type`
