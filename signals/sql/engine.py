@@ -574,9 +574,18 @@ def _reject_non_trino(text: str, statement: Any) -> None:
     from sqlglot import exp  # noqa: PLC0415
     from sqlglot.tokenizer_core import TokenType  # noqa: PLC0415
 
+    depth, limits = 0, set()
     for token in sqlglot.tokenize(text, read="trino"):
         if token.token_type == TokenType.DCOLON:  # DuckDB's and PostgreSQL's `x::type`
             raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col}: mismatched input '::'")
+        if token.token_type == TokenType.R_PAREN:
+            limits.discard(depth)
+        depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
+        if token.token_type == TokenType.LIMIT:
+            limits.add(depth)
+        elif token.token_type == TokenType.OFFSET and depth in limits:  # Trino: OFFSET n, then LIMIT m
+            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col}: mismatched input 'OFFSET'. "
+                             "Expecting: <EOF>")
     if statement.find(exp.ILike) is not None:
         raise QueryError("SYNTAX_ERROR", f"{_where(text, 'ILIKE')}mismatched input 'ILIKE'")
 
@@ -588,14 +597,23 @@ def _duckdb_shims(statement: Any) -> Any:
       `cardinality` takes maps and lists, as Trino's does.
     - `CAST(x AS JSON)`: Trino makes a JSON value of x (a varchar becomes a JSON string); DuckDB's
       cast parses x as JSON text. `to_json(x)` is Trino's meaning.
+    - `grouping(...)`: Trino's is an integer, DuckDB's a bigint.
+    - `slice(a, start, length)`: sqlglot passes the length as DuckDB's inclusive end.
     """
     from sqlglot import exp  # noqa: PLC0415
 
     for node in list(statement.find_all(exp.ArraySize)):
         node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
     for node in list(statement.find_all(exp.Cast)):
-        if node.to.is_type(exp.DataType.Type.JSON):
+        if node.to.is_type("json"):
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
+    for node in list(statement.find_all(exp.Grouping)):
+        node.replace(exp.cast(node.copy(), "INTEGER"))
+    for node in list(statement.find_all(exp.ArraySlice)):
+        start, length = node.args.get("start"), node.args.get("end")
+        if start is not None and length is not None:
+            end = exp.Sub(this=exp.Add(this=start.copy(), expression=length.copy()), expression=exp.Literal.number(1))
+            node.replace(exp.Anonymous(this="list_slice", expressions=[node.this.copy(), start.copy(), end]))
     return statement
 
 
