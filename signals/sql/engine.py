@@ -131,9 +131,13 @@ _TRINO_MACROS: Final = (
     "CREATE MACRO to_iso8601(x) AS CASE WHEN typeof(x) = 'DATE' THEN strftime(x, '%Y-%m-%d') "
     "ELSE strftime(x, '%Y-%m-%dT%H:%M:%S.%g') END",
 )
+#: `m['k']` on a map: Trino fails on an absent key (`element_at` is the NULL-returning form).
+_MAP_SUBSCRIPT: Final = "__signals_map_subscript"
+_MAP_SUBSCRIPT_MACRO: Final = (f"CREATE MACRO {_MAP_SUBSCRIPT}(m, k) AS CASE WHEN map_contains(m, k) THEN m[k] "
+                                "ELSE error('Key not present in map: ' || k) END")
 #: Each connection's settings and macros. `integer_division`: `/` of two integers is Trino's integer
 #: division (truncated toward zero, `DIVISION_BY_ZERO` on 0), not DuckDB's double division.
-_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS)
+_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
                     "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
 
@@ -577,14 +581,14 @@ def _reject_non_trino(text: str, statement: Any) -> None:
     depth, limits = 0, set()
     for token in sqlglot.tokenize(text, read="trino"):
         if token.token_type == TokenType.DCOLON:  # DuckDB's and PostgreSQL's `x::type`
-            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col}: mismatched input '::'")
+            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col - 1}: mismatched input '::'")
         if token.token_type == TokenType.R_PAREN:
             limits.discard(depth)
         depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
         if token.token_type == TokenType.LIMIT:
             limits.add(depth)
         elif token.token_type == TokenType.OFFSET and depth in limits:  # Trino: OFFSET n, then LIMIT m
-            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col}: mismatched input 'OFFSET'. "
+            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col - 5}: mismatched input 'OFFSET'. "
                              "Expecting: <EOF>")
     if statement.find(exp.ILike) is not None:
         raise QueryError("SYNTAX_ERROR", f"{_where(text, 'ILIKE')}mismatched input 'ILIKE'")
@@ -599,6 +603,7 @@ def _duckdb_shims(statement: Any) -> Any:
       cast parses x as JSON text. `to_json(x)` is Trino's meaning.
     - `grouping(...)`: Trino's is an integer, DuckDB's a bigint.
     - `slice(a, start, length)`: sqlglot passes the length as DuckDB's inclusive end.
+    - `m['key']` (a string key: a map): an absent key fails, as in Trino, where DuckDB returns NULL.
     """
     from sqlglot import exp  # noqa: PLC0415
 
@@ -609,6 +614,10 @@ def _duckdb_shims(statement: Any) -> Any:
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
     for node in list(statement.find_all(exp.Grouping)):
         node.replace(exp.cast(node.copy(), "INTEGER"))
+    for node in list(statement.find_all(exp.Bracket)):
+        keys = node.expressions
+        if not node.args.get("safe") and len(keys) == 1 and isinstance(keys[0], exp.Literal) and keys[0].is_string:
+            node.replace(exp.Anonymous(this=_MAP_SUBSCRIPT, expressions=[node.this.copy(), keys[0].copy()]))
     for node in list(statement.find_all(exp.ArraySlice)):
         start, length = node.args.get("start"), node.args.get("end")
         if start is not None and length is not None:
