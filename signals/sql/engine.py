@@ -604,21 +604,27 @@ def _duckdb_shims(statement: Any) -> Any:
     - `grouping(...)`: Trino's is an integer, DuckDB's a bigint.
     - `slice(a, start, length)`: sqlglot passes the length as DuckDB's inclusive end.
     - `m['key']` (a string key: a map): an absent key fails, as in Trino, where DuckDB returns NULL.
+    - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
+
+    Nodes are rewritten innermost first, so an outer rewrite copies the inner ones' results.
     """
     from sqlglot import exp  # noqa: PLC0415
 
-    for node in list(statement.find_all(exp.ArraySize)):
+    for node in reversed(list(statement.find_all(exp.ArraySize))):
         node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
-    for node in list(statement.find_all(exp.Cast)):
+    for node in reversed(list(statement.find_all(exp.Cast))):
         if node.to.is_type("json"):
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
-    for node in list(statement.find_all(exp.Grouping)):
+    for node in reversed(list(statement.find_all(exp.Grouping))):
         node.replace(exp.cast(node.copy(), "INTEGER"))
-    for node in list(statement.find_all(exp.Bracket)):
+    for node in reversed(list(statement.find_all(exp.Bracket))):
         keys = node.expressions
         if not node.args.get("safe") and len(keys) == 1 and isinstance(keys[0], exp.Literal) and keys[0].is_string:
             node.replace(exp.Anonymous(this=_MAP_SUBSCRIPT, expressions=[node.this.copy(), keys[0].copy()]))
-    for node in list(statement.find_all(exp.ArraySlice)):
+    for node in reversed(list(statement.find_all(exp.JSONExtract))):
+        if not isinstance(node.parent, exp.Cast):
+            node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("JSON")))
+    for node in reversed(list(statement.find_all(exp.ArraySlice))):
         start, length = node.args.get("start"), node.args.get("end")
         if start is not None and length is not None:
             end = exp.Sub(this=exp.Add(this=start.copy(), expression=length.copy()), expression=exp.Literal.number(1))
