@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck test test-slow test-all test-latest fuzz demo clean
+.PHONY: install lint typecheck test test-slow test-all test-latest fuzz demo clean trino
 
 # Everything installs from uv.lock (exact versions and hashes), never from whatever PyPI serves today:
 # uv comes first by the hashes that lock records for it, then `uv sync --locked` makes .venv exactly
@@ -31,8 +31,16 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(VENV)/bin/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+# The slow tier includes the Trino-backed stack (tests/e2e/local/test_trino.py, the chaos campaign on
+# Trino): `make trino` fetches Trino first, or finds it cached. Without Maven or a JDK 24+ it fails
+# with the message that says which, and so does the tier: no test skips for want of Trino.
+test-slow: $(STAMP) trino
 	$(VENV)/bin/pytest -n 2 -m slow $(PYTEST_ARGS)
+
+# Trino behind the local Athena (`signals local --athena-engine trino`): its server and plugins from
+# Maven Central into ~/.cache/signals/trino/<version> ($$SIGNALS_TRINO_CACHE), once; docs/local-stack.md.
+trino: $(STAMP)
+	$(VENV)/bin/signals trino fetch
 
 test-all: lint typecheck
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)

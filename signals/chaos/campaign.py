@@ -65,6 +65,8 @@ class CampaignSettings:
     settle_timeout_s: float = 300.0
     port: int = 0
     aws_port: int = 0
+    # "trino": a real Trino behind the embedded Athena; the compactor then runs its athena engine on it.
+    athena_engine: str = "duckdb"
 
 
 @dataclass
@@ -181,6 +183,7 @@ def run_campaign(settings: CampaignSettings, out: TextIO | None = None) -> Repor
         run_schedules=False, keep_dir=settings.keep_dir, drain_on_stop_seconds=0,
         timings=LocalTimings(buffer_seconds=2.0, visibility_seconds=3, reconcile_seconds=settings.reconcile_seconds),
         function_environment={k: dict(v) for k, v in LOCAL_ENVIRONMENT.items()},
+        athena_engine=settings.athena_engine,
     )
     with LocalStack(stack_settings) as stack:
         tap = IngestTap(stack.api_url, record_exchange(ledger))

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="copy the verified lake and the quarantine into DIR at the end")
     parser.add_argument("--plan", action="store_true", help="print the fault schedule and exit")
+    parser.add_argument("--athena-engine", choices=("duckdb", "trino"), default="duckdb",
+                        help="the embedded Athena's engine (as `signals local --athena-engine`); with trino the "
+                        "compactor runs its athena engine (MERGE, OPTIMIZE, VACUUM) on Trino")
     parser.set_defaults(func=run)
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             print(injection.describe())
         return 0
     settings = CampaignSettings(minutes=args.minutes, seed=args.seed, faults=faults, rate=args.rate,
-                                keep_dir=args.keep)
+                                keep_dir=args.keep, athena_engine=args.athena_engine)
     progress = sys.stderr if args.json else sys.stdout
     print(f"signals chaos: seed {args.seed}, {args.minutes:g} min at {args.rate:g} events/s, "
           f"faults: {', '.join(faults)}", file=progress)

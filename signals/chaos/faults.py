@@ -313,9 +313,21 @@ class Faults:
         return _sqs_json({"Successful": successful, "Failed": failed})
 
     def _athena(self, request: AwsRequest) -> Response | None:
-        # Any reader but the campaign's own: locally no function calls Athena (see signals.chaos.readers).
+        # Any reader but the campaign's own: locally no function calls Athena (see signals.chaos.readers),
+        # unless a real engine is behind it (`athena_engine="trino"`), where the compactor runs its
+        # athena engine and meets athena_error too.
         if INTERNAL_AGENT in request.headers.get("User-Agent", "") or request.operation != "StartQueryExecution":
             return None
+        caller = self._caller(request)
+        if self._is(caller, "compactor.app") and "$files" in str(request.json().get("QueryString", "")):
+            # The athena engine's commit is Trino's, not a Glue call of the function: the `$files` count is
+            # the step after the compacted table's MERGE succeeded, before the watermark.
+            assert caller is not None
+            crash = self._take("crash_compactor")
+            if crash is not None and caller.kill("crash_compactor: after the MERGE committed, before the watermark"):
+                self._done("crash_compactor", crash)
+                self._hit("crash_compactor")
+                return None
         armed = self._take("athena_error")
         if armed is None:
             return None

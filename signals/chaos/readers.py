@@ -3,7 +3,8 @@
 In AWS, Athena is on two paths: the compactor submits its MERGE statements to the dbt workgroup, and
 analysts, dashboards and dbt read the compacted tables ("exactly once where analysts look"). Locally
 the compactor runs its DuckDB + pyiceberg engine (COMPACTOR_ENGINE=local), so no function calls
-Athena; what remains is the read path. The campaign runs a dashboard-like reader through the Athena
+Athena; what remains is the read path (with `--athena-engine trino` the compactor runs its athena
+engine on the embedded Athena, and meets athena_error too). The campaign runs a dashboard-like reader through the Athena
 API on the embedded endpoint (`signals.query.query_athena`, the code `signals query --env` runs, with
 botocore's standard retries as pyathena and awswrangler use them): it counts the compacted rows every
 few seconds while the faults run, so `athena_error` (TooManyRequestsException on the Athena API)

@@ -314,8 +314,11 @@ class LocalStack:
             document, parameters=parameters, stack_name=stack_name("local"), endpoint=self._aws_endpoint
         )
         self.wiring = read_wiring(self.template)
+        # With a real engine behind Athena, the compactor runs the code it runs in AWS (its athena engine).
+        engine_environment = {"COMPACTOR_ENGINE": "athena"} if settings.athena_engine == "trino" else {}
         for logical_id, spec in list(self.wiring.functions.items()):
-            extra = {**settings.function_environment.get(spec.module, {}),
+            extra = {**(engine_environment if spec.module.split(".")[0] == "compactor" else {}),
+                     **settings.function_environment.get(spec.module, {}),
                      **settings.function_environment.get(spec.name, {})}
             if extra:
                 self.wiring.functions[logical_id] = replace(spec, environment={**spec.environment, **extra})

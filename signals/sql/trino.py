@@ -109,10 +109,11 @@ class TrinoEngine:
         self._glue = LocalEngine(session, endpoint_url, database=database)  # SHOW / DESCRIBE, Athena-style
 
     def _connect(self, database: str, cutoff: int | None) -> Any:
-        import trino  # noqa: PLC0415
+        import trino.dbapi  # noqa: PLC0415
 
+        connect: Any = trino.dbapi.connect  # the client's DB API (untyped)
         properties = {"query_max_scan_physical_bytes": f"{cutoff}B"} if cutoff is not None else {}
-        return trino.dbapi.connect(host=self.host, port=self.port, user=USER_NAME, catalog=CATALOG,
+        return connect(host=self.host, port=self.port, user=USER_NAME, catalog=CATALOG,
                                    schema=database, http_scheme="http", session_properties=properties,
                                    timezone="UTC")
 
@@ -189,7 +190,9 @@ class TrinoEngine:
                           update_count=count)
         columns = [str(column[0]).lower() for column in description]
         types = [trino_type(str(column[1])) for column in description]
-        return Result(columns=columns, types=types, rows=rows, statement_type="DML", bytes_scanned=scanned)
+        first = sql.split(None, 1)[0].lower() if sql.split() else ""
+        kind = "UTILITY" if first in ("show", "describe", "desc", "explain") else "DML"
+        return Result(columns=columns, types=types, rows=rows, statement_type=kind, bytes_scanned=scanned)
 
 
 def _metadata_table(table: str, kind: str) -> str:
