@@ -1,6 +1,6 @@
 """The corpus's latency on each engine of the local Athena, side by side in one run.
 
-    .venv/bin/python bench/athena_engines.py [--rounds 3]
+    .venv/bin/python bench/corpus_engines.py [--rounds 3]
 
 One local stack with `athena_engine="trino"` (needs `signals trino fetch` first), seeded by the
 differential corpus's harness (tests/e2e/corpus: devices, OTLP logs, bad lines, one compaction),
