@@ -118,6 +118,8 @@ class AthenaType:
 def athena_type(duckdb_type: Any) -> AthenaType:
     """The Athena type of a DuckDB result column (a `DuckDBPyType`)."""
     type_id = str(getattr(duckdb_type, "id", duckdb_type)).lower()
+    if str(duckdb_type).upper() == "JSON":  # DuckDB's JSON is an alias of varchar: its id says varchar
+        type_id = "json"
     name = _ATHENA_BY_DUCKDB.get(type_id)
     if name is None:
         name = "varchar"
