@@ -37,10 +37,10 @@ import json
 import math
 import random
 import re
-import statistics
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -480,10 +480,6 @@ class Report:
     def agree_line(self) -> str:
         return f"agree {self.agreeing} / {len(self.results)}"
 
-    def medians(self) -> tuple[float, float]:
-        return (statistics.median(d.seconds for _, d, _, _ in self.results),
-                statistics.median(t.seconds for _, _, t, _ in self.results))
-
     def lines_of(self, query: Query, duck: Outcome, trino: Outcome, problems: list[str]) -> list[str]:
         verdict = "agree" if not problems else "DIFFER"
         head = (f"{verdict:6} {query.id:40} duckdb {duck.seconds * 1000:7.1f} ms  trino {trino.seconds * 1000:7.1f} ms"
@@ -496,16 +492,17 @@ class Report:
 
 
 def run_corpus(stack: Any, seeded: Seeded, queries: Sequence[Query], *, duckdb: EngineSwitch, trino: EngineSwitch,
-               log: Callable[[str], None] | None = None) -> Report:
-    """Each query on DuckDB then on Trino, one right after the other (the corpus only reads, so both
-    read the same snapshot of every table)."""
+               log: Callable[[str], None] | None = None, threads: int = 1) -> Report:
+    """Every query on DuckDB, then every query on Trino, `threads` at a time (1: one after the other,
+    for latencies). The corpus only reads and nothing else writes once the stack is seeded (no
+    schedules run), so both engines read the same snapshot of every table."""
     runner = AthenaRunner(stack, seeded)
+    outcomes: list[list[Outcome]] = []
+    for switch in (duckdb, trino):
+        with switch(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="corpus") as pool:
+            outcomes.append(list(pool.map(runner.run, queries)))
     report = Report()
-    for query in queries:
-        with duckdb():
-            left = runner.run(query)
-        with trino():
-            right = runner.run(query)
+    for query, left, right in zip(queries, *outcomes, strict=True):
         result = (query, left, right, compare(query, left, right))
         report.results.append(result)
         if log is not None:
