@@ -18,6 +18,12 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# Run as a script, bench/ is first on sys.path and bench/compactor.py would shadow the compactor
+# package the stack's functions import: the repository goes there instead.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from signals.local.stack import LocalSettings, LocalStack
 from signals.local.wiring import LocalTimings
