@@ -160,7 +160,10 @@ def bad_lines(now: datetime) -> list[Any]:
 def otlp_logs(now: datetime) -> dict[str, Any]:
     records = []
     for index in range(40):
-        nanos = int((now.timestamp() - 60 * index) * 1e9) + index
+        # A fixed sub-second part, .700623: its microseconds round up to the next millisecond, as a
+        # millisecond reading of the Hive timestamp does on Trino (and Athena), so every run meets
+        # the same case (compactor_stats_select_otlp).
+        nanos = (int(now.timestamp()) - 60 * index) * 1_000_000_000 + 700_623_000 + index
         record: dict[str, Any] = {
             "timeUnixNano": str(nanos), "observedTimeUnixNano": str(nanos + 1500),
             "severityNumber": (9, 13, 17, 5)[index % 4], "severityText": ("INFO", "WARN", "ERROR", "DEBUG")[index % 4],
