@@ -1,14 +1,10 @@
 """The differential corpus: each query of `queries.yaml` through the Athena API on two engines, compared.
 
-    with LocalStack(settings) as stack:
+    with LocalStack(LocalSettings(athena_engine="trino", ...)) as stack:
         seeded = seed(stack)                      # devices, OTLP logs, bad lines; drained and compacted
-        corpus = load_corpus()
-        runner = AthenaRunner(stack, seeded)
-        for query in corpus:
-            duck = runner.run(query)              # the stack's Athena as it is (DuckDB)
-            with engine_switch(stack, "trino"):
-                trino = runner.run(query)
-            differences = compare(query, duck, trino)
+        duckdb = DuckDBAthena(stack)              # a second embedded Athena, on DuckDB, switched in per pass
+        report = run_corpus(stack, seeded, load_corpus(), duckdb=duckdb.switched_in, trino=own_engine)
+        print(report.agree_line())                # agree N / M; report.differing: id -> what differs
 
 Everything goes through boto3 against the stack's Athena endpoint (StartQueryExecution,
 GetQueryExecution, GetQueryResults, and the result file Athena writes to the output location), never
