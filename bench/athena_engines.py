@@ -20,11 +20,18 @@ local Athena").
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as `python bench/athena_engines.py`, this file's directory comes first on sys.path, and
+# bench/compactor.py would shadow the `compactor` package the stack loads.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 import argparse
 import statistics
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 DEFAULT_QUERIES = (

@@ -177,6 +177,8 @@ def print_banner(stack: Any) -> None:
         f"  AWS endpoint  {stack.aws_endpoint_url}   (AWS_ENDPOINT_URL; any access key, region us-west-2;"
         " Firehose too)",
         f"  state file    {local_state_path()}",
+        *([f"  Athena engine Trino at {stack.trino.url} (started in {stack.trino.startup_seconds or 0:.0f} s; "
+           "the compactor runs its athena engine on it)"] if getattr(stack, "trino", None) is not None else []),
         f"  function logs {stack.log_dir}/",
         "",
         "  wiring from template.yaml (Environment=local):",

@@ -51,6 +51,8 @@ PLUGINS: Final = ("iceberg", "hive")
 DEFAULT_HEAP: Final = "2G"
 JVM_ROOT: Final = Path("/usr/lib/jvm")
 REGION: Final = "us-west-2"
+#: Start-up is about 45 s on an idle 2-core machine and has taken 3 min on a loaded one (class loading).
+START_TIMEOUT_S: Final = 600.0
 
 
 class TrinoUnavailable(RuntimeError):
@@ -224,7 +226,10 @@ class TrinoServer:
         data.mkdir(exist_ok=True)
         server = self.home / "server"
         (etc / "node.properties").write_text(_properties({
-            "node.environment": "signals_local", "node.id": str(uuid.uuid4()), "node.data-dir": str(data)}))
+            "node.environment": "signals_local", "node.id": str(uuid.uuid4()), "node.data-dir": str(data),
+            # Bound to and announced on loopback: the coordinator reaches its own worker there (announced on
+            # the machine's address, its task and state requests timed out under load).
+            "node.bind-ip": "127.0.0.1", "node.internal-address": "127.0.0.1"}))
         (etc / "config.properties").write_text(_properties({
             "coordinator": "true",
             "node-scheduler.include-coordinator": "true",
@@ -257,7 +262,7 @@ class TrinoServer:
             "-cp", f"{server / 'lib'}/*", "io.trino.server.TrinoServer",
         ]
 
-    def start(self, timeout: float = 180.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
         self.launch()
         self.wait_ready(timeout)
 
@@ -273,7 +278,7 @@ class TrinoServer:
         finally:
             console.close()
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         if self._process is None:
             raise TrinoUnavailable("the Trino server was not launched")
         deadline = self._launched + timeout
