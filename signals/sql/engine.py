@@ -131,6 +131,13 @@ _TRINO_MACROS: Final = (
     "CREATE MACRO to_iso8601(x) AS CASE WHEN typeof(x) = 'DATE' THEN strftime(x, '%Y-%m-%d') "
     "ELSE strftime(x, '%Y-%m-%dT%H:%M:%S.%g') END",
 )
+#: `m['k']` on a map: Trino fails on an absent key (`element_at` is the NULL-returning form).
+_MAP_SUBSCRIPT: Final = "__signals_map_subscript"
+_MAP_SUBSCRIPT_MACRO: Final = (f"CREATE MACRO {_MAP_SUBSCRIPT}(m, k) AS CASE WHEN map_contains(m, k) THEN m[k] "
+                                "ELSE error('Key not present in map: ' || k) END")
+#: Each connection's settings and macros. `integer_division`: `/` of two integers is Trino's integer
+#: division (truncated toward zero, `DIVISION_BY_ZERO` on 0), not DuckDB's double division.
+_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
                     "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
 
@@ -245,7 +252,7 @@ class LocalEngine:
         rows: list[tuple[Any, ...]] = []
         try:
             connection.execute("SET TimeZone='UTC'")
-            for macro in _TRINO_MACROS:
+            for macro in _TRINO_SESSION:
                 connection.execute(macro)
             bound: dict[tuple[str, str], str] = {}
             for table_node, (db, name, offset) in references:
@@ -274,7 +281,7 @@ class LocalEngine:
                 table_node.set("this", exp.to_identifier(bound[key]))
                 table_node.set("db", None)
                 table_node.set("catalog", None)
-            duck_sql = statement.sql(dialect="duckdb")
+            duck_sql = _duckdb_shims(statement).sql(dialect="duckdb")
             cancel.attach(connection)
             try:
                 relation = connection.sql(duck_sql)
@@ -380,7 +387,7 @@ class LocalEngine:
         connection = duckdb.connect()
         try:
             connection.execute("SET TimeZone='UTC'")
-            for macro in _TRINO_MACROS:
+            for macro in _TRINO_SESSION:
                 connection.execute(macro)
             connection.register("__signals_target", target)
             connection.register("__signals_source", source.arrow)
@@ -559,9 +566,70 @@ def _parse(text: str) -> Any:
     if len(statements) != 1:
         raise QueryError("", f"Only one sql statement is allowed. Got: {text}")
     statement = statements[0]
+    _reject_non_trino(text, statement)
     if isinstance(statement, exp.Query) and not isinstance(statement, exp.Command):
         return statement
     _unsupported(word)
+
+
+def _reject_non_trino(text: str, statement: Any) -> None:
+    """sqlglot reads some syntax Trino's parser refuses (found by the differential corpus): refuse it too."""
+    import sqlglot  # noqa: PLC0415
+    from sqlglot import exp  # noqa: PLC0415
+    from sqlglot.tokenizer_core import TokenType  # noqa: PLC0415
+
+    depth, limits = 0, set()
+    for token in sqlglot.tokenize(text, read="trino"):
+        if token.token_type == TokenType.DCOLON:  # DuckDB's and PostgreSQL's `x::type`
+            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col - 1}: mismatched input '::'")
+        if token.token_type == TokenType.R_PAREN:
+            limits.discard(depth)
+        depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
+        if token.token_type == TokenType.LIMIT:
+            limits.add(depth)
+        elif token.token_type == TokenType.OFFSET and depth in limits:  # Trino: OFFSET n, then LIMIT m
+            raise QueryError("SYNTAX_ERROR", f"line {token.line}:{token.col - 5}: mismatched input 'OFFSET'. "
+                             "Expecting: <EOF>")
+    if statement.find(exp.ILike) is not None:
+        raise QueryError("SYNTAX_ERROR", f"{_where(text, 'ILIKE')}mismatched input 'ILIKE'")
+
+
+def _duckdb_shims(statement: Any) -> Any:
+    """Trino functions whose sqlglot rendering means something else in DuckDB, rewritten in place:
+
+    - `cardinality(x)`: sqlglot writes DuckDB's `array_length`, which refuses a map; DuckDB's own
+      `cardinality` takes maps and lists, as Trino's does.
+    - `CAST(x AS JSON)`: Trino makes a JSON value of x (a varchar becomes a JSON string); DuckDB's
+      cast parses x as JSON text. `to_json(x)` is Trino's meaning.
+    - `grouping(...)`: Trino's is an integer, DuckDB's a bigint.
+    - `slice(a, start, length)`: sqlglot passes the length as DuckDB's inclusive end.
+    - `m['key']` (a string key: a map): an absent key fails, as in Trino, where DuckDB returns NULL.
+    - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
+
+    Nodes are rewritten innermost first, so an outer rewrite copies the inner ones' results.
+    """
+    from sqlglot import exp  # noqa: PLC0415
+
+    for node in reversed(list(statement.find_all(exp.ArraySize))):
+        node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+    for node in reversed(list(statement.find_all(exp.Cast))):
+        if node.to.is_type("json"):
+            node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
+    for node in reversed(list(statement.find_all(exp.Grouping))):
+        node.replace(exp.cast(node.copy(), "INTEGER"))
+    for node in reversed(list(statement.find_all(exp.Bracket))):
+        keys = node.expressions
+        if not node.args.get("safe") and len(keys) == 1 and isinstance(keys[0], exp.Literal) and keys[0].is_string:
+            node.replace(exp.Anonymous(this=_MAP_SUBSCRIPT, expressions=[node.this.copy(), keys[0].copy()]))
+    for node in reversed(list(statement.find_all(exp.JSONExtract))):
+        if not isinstance(node.parent, exp.Cast):
+            node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("JSON")))
+    for node in reversed(list(statement.find_all(exp.ArraySlice))):
+        start, length = node.args.get("start"), node.args.get("end")
+        if start is not None and length is not None:
+            end = exp.Sub(this=exp.Add(this=start.copy(), expression=length.copy()), expression=exp.Literal.number(1))
+            node.replace(exp.Anonymous(this="list_slice", expressions=[node.this.copy(), start.copy(), end]))
+    return statement
 
 
 def _unsupported(word: str) -> NoReturn:
@@ -787,6 +855,14 @@ _NOT_FOUND_QUALIFIER = re.compile(r'Referenced table "([^"]+)" not found')
 _NOT_FOUND_FUNCTION = re.compile(r"(?:Scalar|Aggregate|Table) Function with name \"?([\w.]+)\"? does not exist")
 
 
+#: DuckDB messages and the Trino error names of the same failures.
+_ERROR_NAMES: Final = (
+    ("Division by zero", "DIVISION_BY_ZERO"),
+    ("must appear in the GROUP BY clause", "EXPRESSION_NOT_AGGREGATE"),
+    ("Ambiguous reference to column", "AMBIGUOUS_NAME"),
+)
+
+
 def _translate(error: Exception, text: str) -> QueryError:
     import duckdb  # noqa: PLC0415
 
@@ -801,6 +877,9 @@ def _translate(error: Exception, text: str) -> QueryError:
                           "requester is not authorized to access requested resources")
     if (match := _NOT_FOUND_FUNCTION.search(message)) is not None:
         return QueryError("FUNCTION_NOT_FOUND", f"{_where(text, match[1])}Function '{match[1]}' not registered")
+    for pattern, name in _ERROR_NAMES:
+        if pattern in message:
+            return QueryError(name, first_line)
     if isinstance(error, duckdb.ParserException):
         return QueryError("SYNTAX_ERROR", f"{first_line} (local engine: DuckDB, after transpiling)")
     if isinstance(error, duckdb.ConversionException):
@@ -862,5 +941,5 @@ def _utility_result(columns: list[str], rows: list[tuple[Any, ...]]) -> Result:
 
 def transpile(sql: str) -> str:
     """Athena (Trino) SQL as DuckDB runs it (what the engine does to a query, without the catalog)."""
-    return str(_parse(_strip(sql)).sql(dialect="duckdb"))
+    return str(_duckdb_shims(_parse(_strip(sql))).sql(dialect="duckdb"))
 

@@ -118,6 +118,8 @@ class AthenaType:
 def athena_type(duckdb_type: Any) -> AthenaType:
     """The Athena type of a DuckDB result column (a `DuckDBPyType`)."""
     type_id = str(getattr(duckdb_type, "id", duckdb_type)).lower()
+    if str(duckdb_type).upper() == "JSON":  # DuckDB's JSON is an alias of varchar: its id says varchar
+        type_id = "json"
     name = _ATHENA_BY_DUCKDB.get(type_id)
     if name is None:
         name = "varchar"
@@ -168,7 +170,7 @@ def _text(value: Any, type_name: str, *, top: bool = False) -> str:
     if isinstance(value, datetime):
         text = value.strftime("%Y-%m-%d %H:%M:%S")
         text += f".{value.microsecond // 1000:03d}" if value.microsecond % 1000 == 0 else f".{value.microsecond:06d}"
-        return text + (" UTC" if value.tzinfo is not None else "")
+        return text + (f" {_zone_text(value)}" if value.tzinfo is not None else "")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, time):
@@ -180,6 +182,19 @@ def _text(value: Any, type_name: str, *, top: bool = False) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_text(item, "") for item in value) + "]"
     return str(value)
+
+
+def _zone_text(value: datetime) -> str:
+    """A `timestamp with time zone`'s zone as Trino prints it: `UTC`, the zone id (`America/New_York`:
+    what `AT TIME ZONE` and `with_timezone` keep), or a fixed offset (`+05:30`)."""
+    key = getattr(value.tzinfo, "key", None) or getattr(value.tzinfo, "zone", None)
+    if key:
+        return "UTC" if key in ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Z") else str(key)
+    offset = value.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def csv_field(text: str | None) -> str:

@@ -158,3 +158,42 @@ def test_a_hive_timestamp_reads_at_milliseconds_rounded_as_athena_reads_it() -> 
                                   "Columns": [{"Name": "t", "Type": "timestamp"}]}})
         rows = LocalEngine(session, None, database="times-db").execute("SELECT t FROM times ORDER BY t").rows
     assert rows == [(datetime(2026, 3, 10, 1, 2, 3, 123000),), (datetime(2026, 3, 10, 1, 2, 4),)]
+
+@pytest.mark.parametrize(("sql", "row", "types"), [
+    # Found by the differential corpus (tests/e2e/corpus): Trino's answers, which DuckDB's defaults missed.
+    ("SELECT 7 / 2, -7 / 2, 7 % -3, CAST(7 AS double) / 2", (3, -3, 1, 3.5),
+     ["integer", "integer", "integer", "double"]),
+    ("SELECT n / 2, sum(n) / count(n) FROM plain WHERE id = 'b' GROUP BY n", (1, 2), ["bigint", "bigint"]),
+    ("SELECT cardinality(MAP(ARRAY['a', 'b'], ARRAY['1', '2'])), cardinality(ARRAY[1])", (2, 1), ["bigint", "bigint"]),
+    ("SELECT json_format(CAST('x' AS JSON)), json_format(CAST(MAP(ARRAY['k'], ARRAY[CAST(1 AS JSON)]) AS JSON))",
+     ('"x"', '{"k":1}'), ["varchar", "varchar"]),
+    ("SELECT slice(ARRAY[1, 2, 3, 4], 2, 2)", ([2, 3],), ["array"]),
+    ("""SELECT json_extract('{"a": {"b": 1}}', '$.a')""", ('{"b":1}',), ["json"]),
+    ("SELECT grouping(id) FROM plain GROUP BY ROLLUP (id) ORDER BY 1 LIMIT 1", (0,), ["integer"]),
+])
+def test_trino_semantics_where_duckdb_differs(engine: LocalEngine, sql: str, row: tuple[object, ...],
+                                              types: list[str]) -> None:
+    result = engine.execute(sql)
+    assert result.rows[0] == row
+    assert result.athena_types == types
+
+
+@pytest.mark.parametrize(("sql", "error"), [
+    ("SELECT n / 0 FROM plain", "DIVISION_BY_ZERO"),
+    ("SELECT id, count(*) FROM plain", "EXPRESSION_NOT_AGGREGATE"),
+    ("SELECT n FROM plain a JOIN plain b ON a.id = b.id", "AMBIGUOUS_NAME"),
+    ("SELECT n::varchar FROM plain", "SYNTAX_ERROR: line 1:9: mismatched input '::'"),
+    ("SELECT n FROM plain WHERE id ILIKE 'A'", "SYNTAX_ERROR: .*mismatched input 'ILIKE'"),
+    ("SELECT n FROM plain ORDER BY n LIMIT 1 OFFSET 1", "SYNTAX_ERROR: line 1:40: mismatched input 'OFFSET'"),
+])
+def test_what_trino_refuses_fails_with_its_error_name(engine: LocalEngine, sql: str, error: str) -> None:
+    with pytest.raises(QueryError, match=error):
+        engine.execute(sql)
+    assert engine.execute("SELECT n FROM plain ORDER BY n OFFSET 1 LIMIT 1").rows == [(2,)]
+
+
+def test_a_map_subscript_of_an_absent_key_fails_as_in_trino(engine: LocalEngine) -> None:
+    sql = "SELECT m['a'], element_at(m, 'b') FROM (SELECT MAP(ARRAY['a'], ARRAY['1']) AS m)"
+    assert engine.execute(sql).rows == [("1", None)]
+    with pytest.raises(QueryError, match=r"INVALID_FUNCTION_ARGUMENT: .*Key not present in map: b"):
+        engine.execute("SELECT m['b'] FROM (SELECT MAP(ARRAY['a'], ARRAY['1']) AS m)")

@@ -42,3 +42,14 @@ def test_hive_types_as_arrow() -> None:
     assert hive_to_arrow("decimal(10,2)") == pa.decimal128(10, 2)
     assert hive_to_arrow("timestamp") == pa.timestamp("us")
     assert hive_to_arrow("varchar(20)") == pa.string()
+
+
+def test_a_zoned_timestamp_keeps_its_zone_as_trino_prints_it() -> None:
+    from datetime import timedelta, timezone  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    moment = datetime(2026, 12, 6, 21, 35, 50, 459000)
+    new_york = moment.replace(tzinfo=ZoneInfo("America/New_York"))
+    assert athena_text(new_york) == "2026-12-06 21:35:50.459 America/New_York"
+    assert athena_text(moment.replace(tzinfo=ZoneInfo("Etc/UTC"))) == "2026-12-06 21:35:50.459 UTC"
+    assert athena_text(moment.replace(tzinfo=timezone(timedelta(hours=-3)))) == "2026-12-06 21:35:50.459 -03:00"
