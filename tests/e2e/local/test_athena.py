@@ -533,8 +533,8 @@ def test_the_first_deploy_checks_pass_on_the_local_stack_and_leave_no_row(loaded
     names = [s.name for s in steps]
     tables = (*COMPACTED_TABLES, *AUDIT_TABLES)  # backfill_runs too: every Iceberg table the template declares
     assert names[:len(tables)] == [f"read {t.name}" for t in tables]
-    assert names[len(tables):] == ["compactor merge", "merge commits", "merge read back", "int_lock_compacted_daily$partitions",
-                         "cleanup", "cleanup read back", "vacuum"]
+    assert names[len(tables):] == ["compactor merge", "merge commits", "merge read back",
+                                   "int_lock_compacted_daily$partitions", "cleanup", "cleanup read back", "vacuum"]
     assert {s.name: s.detail for s in steps}["merge read back"].startswith("1 scratch row(s)")
     leftover = query_local(env, f"SELECT count(*) FROM {alerts_database('local')}.int_lock_compacted_daily "
                                 f"WHERE day = '{SCRATCH_DAY}'")
