@@ -133,6 +133,49 @@ RUN: dict[str, Run] = {
         Run("signals redrive raw --source json_telemetry --from {hour} --dry-run"),
     "signals redrive raw --source json_telemetry|otlp_logs --from TIME [--to TIME] [--env E] [--dry-run]":
         Run("signals redrive raw --source otlp_logs --from {hour} --to {hour} --dry-run"),
+    # the schema commands, against the seeded events (one with an unknown key, one of an unknown device type)
+    "signals schema check": Run(expect="agrees with"),
+    "signals schema check [--write]": Run("cp shared/iceberg_ids.json ledger.json && signals schema check --write "
+                                          "--ledger ledger.json", expect="agrees with ledger.json"),
+    "signals schema check --write": Run("cp shared/iceberg_ids.json ledger.json && signals schema check --write "
+                                        "--ledger ledger.json", expect="agrees with ledger.json"),
+    "signals schema apply --env E [--dry-run]": Run("signals schema apply --env local --dry-run",
+                                                    expect="would change 0"),
+    "signals schema apply --env E": Run("signals schema apply --env local", expect="changed 0"),
+    "signals schema drift": Run(expect="doc_note_s"),
+    "signals schema drift --env E [--json]": Run("signals schema drift --env local --json", expect='"doorbell"'),
+    "signals schema drift --env E [--type T] [--days N] [--json]":
+        Run("signals schema drift --env local --type lock --days 1 --json", expect='"key": "doc_note_s"'),
+    "signals schema suggest TYPE.KEY|TYPE": Run("signals schema suggest lock.doc_note_s",
+                                                expect="int_lock_compacted_daily.doc_note_s"),
+    "signals schema suggest TYPE.KEY | TYPE [--env E] [--repo DIR]":
+        Run("signals schema suggest doorbell --env local --repo .", expect="int_doorbell_compacted_daily"),
+    "signals schema suggest TYPE": Run("signals schema suggest doorbell", expect="new device type 'doorbell'"),
+    # the patch suggest prints applies to this checkout (--check: nothing written)
+    "git apply": Run('signals schema suggest lock.doc_note_s > suggest.diff && cd "$(dirname "$(readlink -f '
+                     'shared)")" && git apply --check "$OLDPWD/suggest.diff"'),
+    # the seeding's hour may be the one before {hour}: the forms without --from judge the parked doorbell event
+    "signals redrive quarantine --reason R [--from T [--to T]] [--dry-run]":
+        Run("signals redrive quarantine --reason unknown_device_type --from {hour} --dry-run"),
+    "signals redrive quarantine --reason REASON [--from TIME [--to TIME]] [--env E] [--dry-run]":
+        Run("signals redrive quarantine --reason invalid_value --from {hour} --to {hour} --env local --dry-run"),
+    "signals redrive quarantine --reason unknown_device_type":
+        Run("signals redrive quarantine --reason unknown_device_type --dry-run",
+            expect="device types the schema does not know yet: doorbell 1"),
+    "signals redrive quarantine --reason unknown_device_type --env E":
+        Run("signals redrive quarantine --reason unknown_device_type --env local",
+            expect="nothing the current schema cures"),
+    "signals backfill --table T --from DAY --to DAY [--env E] [--dry-run] [--json]":
+        Run("signals backfill --table lock --from {day} --to {day} --dry-run --json", expect='"errors": []'),
+    "signals backfill --table TYPE --from DAY --to DAY [--env E] [--dry-run] [--json]":
+        Run("signals backfill --table lock --from {day} --to {day} --env local --json", expect='"errors": []'),
+    "signals backfill --env E --table T --from DAY --to DAY":
+        Run("signals backfill --env local --table lock --from {day} --to {day}", expect="backfill_runs"),
+    "signals verify --first-deploy": Run("signals verify --first-deploy", expect="0 fail"),
+    "signals verify --env E --first-deploy": Run("signals verify --env local --first-deploy", expect="0 fail"),
+    # Trino: cached by `make trino` before the slow tier (`make test-slow` depends on it), so fetch finds it
+    "signals trino fetch": Run(),
+    "signals trino where": Run(expect="trino"),
     ".venv/bin/signals chaos --plan --seed 7": Run(expect="crash_parser"),
     # files, or a stack of their own: each with its own SIGNALS_HOME, beside the commands above
     "signals parse-file RAW [RAW...] --out DIR [--source json_telemetry|otlp_logs] [--json]":
@@ -159,6 +202,7 @@ RUN: dict[str, Run] = {
     ".venv/bin/python bench/gateway_protocols.py":
         Run(".venv/bin/python bench/gateway_protocols.py --records 20 --runs 2", alone=True),
     "make install": Run(alone=True, cwd_root=True),
+    "make trino": Run(alone=True, cwd_root=True),
     "make fuzz": Run("make fuzz FUZZ_EXAMPLES=2", alone=True, cwd_root=True),
     "make fuzz [FUZZ_EXAMPLES=N]": Run("make fuzz FUZZ_EXAMPLES=2", alone=True, cwd_root=True),
     "make fuzz FUZZ_EXAMPLES=2000": Run("make fuzz FUZZ_EXAMPLES=2", alone=True, cwd_root=True),
@@ -221,6 +265,45 @@ NOT_RUN: dict[str, str] = {
         "a campaign of minutes; tests/e2e/chaos/test_campaign.py runs one in the same tier",
     "signals chaos --minutes 2 --seed 7 --json": "a two-minute campaign; tests/e2e/chaos/test_campaign.py runs one "
                                                  "in the same tier",
+    "make test-latest": "the canary: a fresh .venv-latest from the newest PyPI releases and the unit, integration "
+                        "and local e2e tests on it (minutes); CI runs it after the slow tier (.ci/run)",
+    "make clean": "deletes the .venv this test runs from",
+    "uv sync --locked": "what `make install` (in RUN) runs, as `uv sync --locked --extra dev`; bare, it would "
+                        "uninstall the dev extras from the .venv this test runs from",
+    "signals local|demo|chaos --athena-engine trino": "a Trino-backed stack (a JVM, about a minute to start); "
+                                                      "tests/e2e/local/test_trino.py runs one in the same tier",
+    "signals local --athena-engine trino": "a Trino-backed stack (a JVM, about a minute to start); "
+                                           "tests/e2e/local/test_trino.py runs one in the same tier",
+    "signals chaos --minutes 2 --seed 7 --athena-engine trino --json":
+        "a two-minute campaign on a Trino-backed stack; tests/e2e/chaos/test_campaign.py runs one in the same tier",
+    ".venv/bin/python bench/corpus_engines.py [--rounds N]":
+        "a Trino-backed stack and 115 queries on each engine per round (minutes); tests/e2e/corpus/test_corpus.py "
+        "runs the same corpus through both engines in the same tier",
+    "signals local --data-dir ~/rehearsal": "a second long-running stack; tests/e2e/local/test_data_dir.py starts "
+                                            "one on a --data-dir, stops it and starts it again, in the same tier",
+    "signals local --fresh": "a second long-running stack; tests/e2e/local/test_data_dir.py starts one with --fresh "
+                             "on a kept directory, in the same tier",
+    "signals verify --env dev --first-deploy": AWS,
+    "signals query --env dev 'SELECT count(*) FROM \"telemetry-parser-db\".telemetry_lock_flat'": AWS,
+    "signals query --env dev 'SHOW CREATE TABLE `telemetry-parser-db`.telemetry_lock_flat'": AWS,
+    "sam build && sam deploy --config-env E": AWS,
+    "aws glue get-table --database-name telemetry-parser-db --name telemetry_lock_flat": AWS,
+    "aws lakeformation get-data-lake-settings --profile platform-dev --region us-west-2 --query "
+    "'DataLakeSettings.[CreateDatabaseDefaultPermissions,CreateTableDefaultPermissions]'": AWS,
+    "aws lakeformation list-resources --profile platform-dev --region us-west-2": AWS,
+    # the playbook that registers an Iceberg table's last metadata file again (docs/deploy.md); on the local
+    # stack tests/e2e/local/test_athena.py does the same recovery through boto3
+    'P="--profile platform-dev --region us-west-2"; DB=telemetry_alerts_dev; T=int_lock_compacted_daily': AWS,
+    "BUCKET=dev-signal-data-lake-dbt; PREFIX=dbt/data/$T/metadata/": AWS,
+    "LAST=$(aws s3api list-objects-v2 --bucket $BUCKET --prefix $PREFIX $P --query \"Contents[?ends_with(Key, "
+    "'.metadata.json')].Key\" --output text | tr '\\t' '\\n' | sort | tail -1)": AWS,
+    'aws glue create-table --database-name $DB $P --table-input "{\\"Name\\": \\"$T\\", \\"TableType\\": '
+    '\\"EXTERNAL_TABLE\\",': AWS,
+    '\\"Parameters\\": {\\"table_type\\": \\"ICEBERG\\", \\"metadata_location\\": '
+    '\\"s3://$BUCKET/$LAST\\"}}"': AWS,
+    "signals schema apply": MENTION,
+    "signals redrive quarantine": MENTION, "signals backfill": MENTION, "signals query --env local": MENTION,
+    "signals redrive quarantine --reason R": MENTION,
     "signals query": MENTION, "signals invoke": MENTION, "signals parse-file": MENTION,
     "signals parse-file --out": MENTION, "signals redrive": MENTION, "signals redrive dlq": MENTION,
     "signals redrive raw": MENTION, "signals compact --day": MENTION,
@@ -289,13 +372,20 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
             time.sleep(0.2)
         api_url = json.loads(state.read_text())["api_endpoint"]
         now = int(time.time() * 1000)
-        events = [{"event_id": f"doc-{i}", "device_id": "doc-lock", "device_type": "lock",
-                   "event_name": "bolt_changed", "event_time": now - 1000 - i, "battery_pct": 40 + i,
-                   "bolt_state": "locked" if i % 2 else "unlocked"} for i in range(6)]
+        events: list[dict[str, object]] = [
+            {"event_id": f"doc-{i}", "device_id": "doc-lock", "device_type": "lock", "event_name": "bolt_changed",
+             "event_time": now - 1000 - i, "battery_pct": 40 + i, "bolt_state": "locked" if i % 2 else "unlocked"}
+            for i in range(6)]
+        events[0]["doc_note_s"] = 5  # a key the schema does not know: `signals schema drift` and `suggest` see it
+        # a device type the schema does not know, parked as unknown_device_type: `suggest TYPE`, `redrive quarantine`
+        events.append({"event_id": "doc-door", "device_id": "doc-door", "device_type": "doorbell",
+                       "event_name": "ring", "event_time": now - 500, "ring_count": 2})
         request = urllib.request.Request(f"{api_url}/v1/telemetry", data=json.dumps(events).encode(), method="POST",
                                          headers={"x-api-key": "documented-key", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as answer:
-            assert json.loads(answer.read())["accepted"] == 6
+            accepted = json.loads(answer.read())
+        assert accepted["accepted"] == 7, accepted
+        assert accepted["parked"] == [{"index": 6, "reason": "unknown_device_type"}], accepted
         deadline = time.monotonic() + 60
         while run_shell('signals query "SELECT count(*) AS n FROM telemetry_lock_flat" --format csv', workdir,
                         environ).stdout.split()[-1:] != ["6"]:
