@@ -314,9 +314,10 @@ class Faults:
         if INTERNAL_AGENT in request.headers.get("User-Agent", "") or request.operation != "StartQueryExecution":
             return None
         caller = self._caller(request)
-        if self._is(caller, "compactor.app") and "$files" in str(request.json().get("QueryString", "")):
-            # The athena engine's commit is Trino's, not a Glue call of the function: the `$files` count is
-            # the step after the compacted table's MERGE succeeded, before the watermark.
+        if self._is(caller, "compactor.app") and "$partitions" in str(request.json().get("QueryString", "")):
+            # The athena engine's commit is Trino's, not a Glue call of the function: the file count
+            # (`$partitions`, compactor.dedup) is the step after the compacted table's MERGE succeeded,
+            # before the watermark.
             assert caller is not None
             crash = self._take("crash_compactor")
             if crash is not None and caller.kill("crash_compactor: after the MERGE committed, before the watermark"):
