@@ -29,25 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from parser.output import VerifiedFile
+from shared.jsontext import json_kind
 from shared.schema import OTLP_TYPE
 
 #: Firmware versions listed per key and object (the rest are counted in `firmware_versions_more`).
 MAX_FIRMWARE_VERSIONS: Final = 20
-
-
-def json_kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
 
 @dataclass
 class _Tally:

@@ -16,12 +16,14 @@ lines, the parser's `extra`), these work from the text instead:
   scan of strings and brackets that never recurses (nesting depth costs it nothing);
   `member_key` and `member_value` split an object member's span.
 - `minified(text)`: the text without whitespace outside strings.
+- `json_kind(value)`: the JSON kind of a parsed value (`int`, `float`, `bool`, `string`, `array`,
+  `object`; None for null), as schema drift counts keys and `signals schema suggest` infers fields.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -109,3 +111,18 @@ def colon_after_key(text: bytes, span: tuple[int, int]) -> int:
 def member_value(text: bytes, span: tuple[int, int]) -> bytes:
     """The value's text of an object member's span (whitespace around it removed)."""
     return text[colon_after_key(text, span) + 1:span[1]].strip(SPACE)
+
+
+def json_kind(value: Any) -> str | None:
+    """The JSON kind of a value orjson parsed: None for null; bool before int (bool is an int)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

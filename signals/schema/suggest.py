@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from shared import ledger as ledger_module
 from shared.iceberg import IcebergTable
+from shared.jsontext import json_kind
 from shared.schema import (
     AUDIT_TABLES,
     COMPACTED_BY_TYPE,
@@ -63,17 +64,9 @@ class SuggestError(RuntimeError):
 
 
 def _kind_of(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "nested"
+    """The JSON kind (shared.jsontext.json_kind), arrays and objects together as `nested`."""
+    kind = json_kind(value)
+    return "nested" if kind in ("array", "object") else kind
 
 
 def infer_fields(events: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, str, int]], list[str]]:
