@@ -430,7 +430,10 @@ def _hive_millis(table: Any) -> Any:
 
     for index, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type):
-            table = table.set_column(index, field, hive_timestamp_millis(table.column(index)))
+            # Rounded, then held in milliseconds: the engine knows a Hive timestamp(3) by its unit
+            # (DuckDB's TIMESTAMP_MS), an Iceberg timestamp(6) by microseconds, and prints each as Trino.
+            millis = field.with_type(pa.timestamp("ms", tz=field.type.tz))
+            table = table.set_column(index, millis, hive_timestamp_millis(table.column(index)).cast(millis.type))
     return table
 
 

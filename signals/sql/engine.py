@@ -131,13 +131,23 @@ _TRINO_MACROS: Final = (
     "CREATE MACRO to_iso8601(x) AS CASE WHEN typeof(x) = 'DATE' THEN strftime(x, '%Y-%m-%d') "
     "ELSE strftime(x, '%Y-%m-%dT%H:%M:%S.%g') END",
 )
+#: `CAST(x AS varchar)`: Trino prints a timestamp with every digit of its precision (timestamp(3) of a
+#: Hive table `.450`, timestamp(6) of an Iceberg table `.450000`); DuckDB's cast drops trailing zeros
+#: (`.45`, none at all on a whole second). A Hive timestamp is DuckDB's TIMESTAMP_MS here (catalog).
+_VARCHAR: Final = "__signals_varchar"
+_VARCHAR_MACRO: Final = (
+    f"CREATE MACRO {_VARCHAR}(x) AS CASE "
+    "WHEN typeof(x) = 'TIMESTAMP_MS' THEN strftime(TRY_CAST(x AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%g') "
+    "WHEN typeof(x) = 'TIMESTAMP' THEN strftime(TRY_CAST(x AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f') "
+    "ELSE CAST(x AS VARCHAR) END"
+)
 #: `m['k']` on a map: Trino fails on an absent key (`element_at` is the NULL-returning form).
 _MAP_SUBSCRIPT: Final = "__signals_map_subscript"
 _MAP_SUBSCRIPT_MACRO: Final = (f"CREATE MACRO {_MAP_SUBSCRIPT}(m, k) AS CASE WHEN map_contains(m, k) THEN m[k] "
                                 "ELSE error('Key not present in map: ' || k) END")
 #: Each connection's settings and macros. `integer_division`: `/` of two integers is Trino's integer
 #: division (truncated toward zero, `DIVISION_BY_ZERO` on 0), not DuckDB's double division.
-_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO)
+_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO, _VARCHAR_MACRO)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
                     "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
 
@@ -605,6 +615,7 @@ def _duckdb_shims(statement: Any) -> Any:
     - `slice(a, start, length)`: sqlglot passes the length as DuckDB's inclusive end.
     - `m['key']` (a string key: a map): an absent key fails, as in Trino, where DuckDB returns NULL.
     - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
+    - `CAST(x AS varchar)` of a timestamp: every digit of its precision, as Trino prints it.
 
     Nodes are rewritten innermost first, so an outer rewrite copies the inner ones' results.
     """
@@ -615,6 +626,8 @@ def _duckdb_shims(statement: Any) -> Any:
     for node in reversed(list(statement.find_all(exp.Cast))):
         if node.to.is_type("json"):
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))
+        elif node.to.is_type("varchar") and not node.to.expressions and not isinstance(node, exp.TryCast):
+            node.replace(exp.Anonymous(this=_VARCHAR, expressions=[node.this.copy()]))
     for node in reversed(list(statement.find_all(exp.Grouping))):
         node.replace(exp.cast(node.copy(), "INTEGER"))
     for node in reversed(list(statement.find_all(exp.Bracket))):
