@@ -28,8 +28,10 @@ typecheck: $(STAMP)
 
 # Unit, integration, template and end-to-end tiers; runs marked `slow` are left to `make test-slow`
 # (CI runs both: sam validate and checkov, arm64 artifact builds, make demo from a clean clone).
+# --dist loadscope: a module's tests share one worker, so a module-scoped local stack starts once, not
+# once per worker.
 test: lint typecheck
-	$(VENV)/bin/pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 --dist loadscope -m "not slow" $(PYTEST_ARGS)
 
 # The slow tier includes the Trino-backed stack (tests/e2e/local/test_trino.py, the chaos campaign on
 # Trino): `make trino` fetches Trino first, or finds it cached. Without Maven or a JDK 24+ it fails

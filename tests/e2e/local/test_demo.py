@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Twenty-five seconds of the default tier for what the slow tier's clean-clone `make demo` also proves.
+pytestmark = pytest.mark.slow
+
 
 def test_signals_demo_exits_zero_and_reports_what_landed(tmp_path: Path) -> None:
     completed = subprocess.run(
