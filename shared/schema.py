@@ -206,13 +206,15 @@ class TableSpec:
     fields: tuple[FieldSpec, ...]
     description: str = ""
     timestamp_kind: Kind = Kind.TIMESTAMP_MS
-    _by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
+    # Not an init field: `dataclasses.replace` would hand the copy this very dict, and the copy's
+    # fields would then overwrite the original's lookups (a promoted copy changed the original).
+    _by_name: dict[str, FieldSpec] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
         if len(names) != len(set(names)):
             raise ValueError(f"duplicate column in {self.name}: {names}")
-        self._by_name.update({f.name: f for f in self.fields})
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
 
     def field(self, name: str) -> FieldSpec:
         return self._by_name[name]

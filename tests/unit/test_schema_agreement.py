@@ -101,3 +101,14 @@ def test_every_device_field_is_typed_for_one_table_only_where_declared() -> None
     assert "wifi_rssi_dbm" not in schema.known_field_names(DeviceType.LOCK)
     assert "wifi_rssi_dbm" in schema.known_field_names(DeviceType.BRIDGE)
     assert "bolt_state" not in schema.known_field_names(DeviceType.VIDEO_DOORBELL)
+
+
+def test_a_replaced_copy_leaves_the_original_tables_lookups_alone() -> None:
+    import dataclasses  # noqa: PLC0415
+
+    otlp = next(t for t in TABLES if t.name == "telemetry_otlp_logs_flat")
+    before = otlp.field("severity_number")
+    promoted = dataclasses.replace(before, kind=Kind.INT)
+    copy = dataclasses.replace(otlp, fields=tuple(promoted if f is before else f for f in otlp.fields))
+    assert copy.field("severity_number").kind is Kind.INT
+    assert otlp.field("severity_number") is before
