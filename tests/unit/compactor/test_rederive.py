@@ -27,7 +27,7 @@ def with_column(table: CompactedTableSpec, spec: FieldSpec, before: str) -> Comp
     """The table as a later schema has it: one column promoted, inserted before `before`."""
     fields = list(table.source.fields)
     fields.insert(table.source.column_names.index(before), spec)
-    return replace(table, source=replace(table.source, fields=tuple(fields), _by_name={}))
+    return replace(table, source=replace(table.source, fields=tuple(fields)))
 
 
 DELAY = FieldSpec("auto_lock_delay_s", Kind.INT, "Seconds before the lock re-locks itself.", minimum=0)
@@ -89,6 +89,6 @@ def test_the_otlp_key_is_pinned_so_a_new_column_keeps_every_record_one_row() -> 
 
 def test_the_fingerprint_refuses_a_table_that_lost_an_identity_column() -> None:
     fields = tuple(f for f in OTLP.source.fields if f.name != "trace_id")
-    shrunk = replace(OTLP, source=replace(OTLP.source, fields=fields, _by_name={}))
+    shrunk = replace(OTLP, source=replace(OTLP.source, fields=fields))
     with pytest.raises(ValueError, match="trace_id"):
         fingerprint_sql(DUCKDB, shrunk)
