@@ -237,11 +237,20 @@ class TrinoServer:
             "discovery.uri": self.url,
             "query.max-memory": "1GB",
             "query.max-memory-per-node": "1GB",
-            "catalog.config-dir": str(etc / "catalog"),
+            # Every catalog on every node, known from the first query on. Under the default static catalog
+            # management the coordinator schedules a catalog's splits only on nodes in its per-catalog map,
+            # which a 5 s timer rebuilds: the last rebuild before "starting: false" can predate the
+            # catalogs, and a scan in that window fails with NO_NODES_AVAILABLE (seen in CI). Dynamic
+            # management has no such map (`DiscoveryNodeManager.allCatalogsOnAllNodes`); its file store
+            # (etc/catalog-store.properties, read from the working directory) is read-only: no CREATE CATALOG.
+            "catalog.management": "dynamic",
+            "catalog.store": "file",
             "plugin.dir": str(server / "plugin"),
             "task.concurrency": "2",
             "task.max-worker-threads": "4",
         }))
+        (etc / "catalog-store.properties").write_text(_properties({
+            "catalog.config-dir": str(etc / "catalog"), "catalog.read-only": "true"}))
         (etc / "log.properties").write_text("io.trino=WARN\n")
         for name, values in catalog_properties(self.aws_endpoint_url).items():
             (etc / "catalog" / f"{name}.properties").write_text(_properties(values))
@@ -273,7 +282,7 @@ class TrinoServer:
         environment = {**os.environ, "JAVA_HOME": str(self.java_home)}
         console = open(self.work_dir / "console.log", "wb")  # noqa: SIM115 (the child keeps it)
         try:
-            self._process = subprocess.Popen(self.command(), cwd=self.home / "server", env=environment,
+            self._process = subprocess.Popen(self.command(), cwd=self.work_dir, env=environment,
                                              stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:
             console.close()
