@@ -663,9 +663,12 @@ def check_compaction_conflicts(ctx: StatusContext) -> list[CheckResult]:
     """Conflicting duplicates (same key, other content) the runs of the hour recorded."""
     s3 = ctx.client("s3")
     bucket = ctx.env.output(Output.ARTIFACTS_BUCKET)
-    prefix = f"{RUN_REPORT_PREFIX}{ctx.hour:%Y/%m/%d}/"
     end = ctx.hour + timedelta(hours=1)
-    reports = [o for o in list_objects(s3, bucket, prefix) if ctx.hour <= o["LastModified"].astimezone(UTC) < end]
+    # A report is filed under its run's start day: a run that started before midnight and wrote its
+    # report after it is under the day before (a run lasts at most the function's 15 minutes).
+    days = sorted({f"{moment:%Y/%m/%d}" for moment in (ctx.hour - timedelta(hours=1), ctx.hour)})
+    reports = [o for day in days for o in list_objects(s3, bucket, f"{RUN_REPORT_PREFIX}{day}/")
+               if ctx.hour <= o["LastModified"].astimezone(UTC) < end]
     reports.sort(key=lambda o: o["LastModified"])
     recorded = conflicting = 0
     by_table: Counter[str] = Counter()

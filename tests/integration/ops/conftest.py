@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -243,3 +244,25 @@ def pipeline() -> Iterator[Pipeline]:
         session = boto3.Session(region_name="us-west-2")
         outputs = _create_resources(session)
         yield Pipeline(Environment(name="test", session=session, outputs=outputs))
+
+
+@dataclass(frozen=True)
+class Clock:
+    now: datetime
+    hour: datetime
+    part: Partition
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The test's own now and hour. Checks read S3's LastModified (the real clock): the conflicts line
+    counts the run reports stamped within the hour it inspects, and ages run from it. So now is taken
+    when the test starts, not when its module was imported (under load a run of the suite crossed an
+    hour between the two, in CI's rehearsal), and a test within 5 s of an hour's end waits for the next."""
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    if (left := (hour + timedelta(hours=1) - now).total_seconds()) < 5:
+        time.sleep(left + 0.1)
+        now = datetime.now(UTC)
+        hour = now.replace(minute=0, second=0, microsecond=0)
+    return Clock(now, hour, Partition.from_datetime(hour))
