@@ -32,6 +32,7 @@ from typing import Any, Final, NoReturn, Protocol
 
 from signals.sql.catalog import Constraint, GlueCatalog, iceberg_filter, is_iceberg
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
+from signals.sql.functions import trino_function_names
 from signals.sql.types import AthenaType, athena_type
 
 DEFAULT_CATALOG: Final = "awsdatacatalog"
@@ -506,6 +507,7 @@ class LocalEngine:
         if len(statements) != 1:
             raise QueryError("", f"Only one sql statement is allowed. Got: {text}")
         statement = statements[0]
+        _reject_unknown_functions(text, statement)
         if parameters is not None or any(True for _ in statement.find_all(exp.Placeholder)):
             statement = _bind(statement, list(parameters or []))
         if isinstance(statement, exp.Insert):
@@ -602,6 +604,19 @@ def _reject_non_trino(text: str, statement: Any) -> None:
                              "Expecting: <EOF>")
     if statement.find(exp.ILike) is not None:
         raise QueryError("SYNTAX_ERROR", f"{_where(text, 'ILIKE')}mismatched input 'ILIKE'")
+    _reject_unknown_functions(text, statement)
+
+
+def _reject_unknown_functions(text: str, statement: Any) -> None:
+    """A call sqlglot does not know passes through to DuckDB as written: one Trino lacks (DuckDB's
+    `strftime`, `list_value`, ...) is FUNCTION_NOT_FOUND here, as on Athena (signals.sql.functions)."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    known = trino_function_names()
+    for node in statement.find_all(exp.Anonymous):
+        name = str(node.name)
+        if name.lower() not in known:
+            raise QueryError("FUNCTION_NOT_FOUND", f"{_where(text, name)}Function '{name.lower()}' not registered")
 
 
 def _duckdb_shims(statement: Any) -> Any:

@@ -1,4 +1,5 @@
-"""A Trino server the stack starts takes a catalog scan as its very first query (slow tier).
+"""A Trino server the stack starts takes a catalog scan as its very first query, and lists the functions
+the local DuckDB path allows (slow tier).
 
 Trino's coordinator schedules a catalog's splits on the nodes of its per-catalog node map; under the
 default static catalog management a 5 s timer rebuilds that map, and the rebuild before the server
@@ -77,3 +78,12 @@ def test_the_first_query_after_start_scans_a_catalog(endpoint: str) -> None:
             run("CREATE CATALOG extra USING iceberg WITH (\"iceberg.catalog.type\" = 'glue')")
     finally:
         server.stop()
+
+
+def test_the_functions_the_local_engine_allows_are_the_servers() -> None:
+    """The DuckDB path refuses a function Trino lacks by the committed list (signals.sql.functions):
+    it must be this release's. After a Trino upgrade: `signals trino functions --write`."""
+    from signals.sql.functions import trino_function_names  # noqa: PLC0415
+    from signals.trino import server_function_names  # noqa: PLC0415
+
+    assert server_function_names() == sorted(trino_function_names())

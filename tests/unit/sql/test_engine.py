@@ -185,6 +185,10 @@ def test_trino_semantics_where_duckdb_differs(engine: LocalEngine, sql: str, row
     ("SELECT n::varchar FROM plain", "SYNTAX_ERROR: line 1:9: mismatched input '::'"),
     ("SELECT n FROM plain WHERE id ILIKE 'A'", "SYNTAX_ERROR: .*mismatched input 'ILIKE'"),
     ("SELECT n FROM plain ORDER BY n LIMIT 1 OFFSET 1", "SYNTAX_ERROR: line 1:40: mismatched input 'OFFSET'"),
+    # DuckDB's own functions, which sqlglot passes through and DuckDB would answer; Athena has none of them.
+    ("SELECT strftime(current_timestamp, '%Y') FROM plain", "FUNCTION_NOT_FOUND: line 1:8: Function 'strftime' not"),
+    ("SELECT id FROM plain WHERE list_contains(list_value(1, 2), n)", "FUNCTION_NOT_FOUND: line 1:28: Function "
+     "'list_contains' not"),
 ])
 def test_what_trino_refuses_fails_with_its_error_name(engine: LocalEngine, sql: str, error: str) -> None:
     with pytest.raises(QueryError, match=error):
