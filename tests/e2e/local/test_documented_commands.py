@@ -272,6 +272,9 @@ NOT_RUN: dict[str, str] = {
                         "uninstall the dev extras from the .venv this test runs from",
     "signals local|demo|chaos --athena-engine trino": "a Trino-backed stack (a JVM, about a minute to start); "
                                                       "tests/e2e/local/test_trino.py runs one in the same tier",
+    "signals trino functions [--write]": "starts a Trino server (half a minute), and --write rewrites a tracked file; "
+                                         "tests/e2e/local/test_trino_start.py makes the same comparison in the "
+                                         "same tier",
     "signals local --athena-engine trino": "a Trino-backed stack (a JVM, about a minute to start); "
                                            "tests/e2e/local/test_trino.py runs one in the same tier",
     "signals chaos --minutes 2 --seed 7 --athena-engine trino --json":
