@@ -26,13 +26,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn, Protocol
 
 from signals.sql.catalog import Constraint, GlueCatalog, iceberg_filter, is_iceberg
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError, position
 from signals.sql.functions import trino_function_names
+from signals.sql.typecheck import check_comparisons
 from signals.sql.types import AthenaType, athena_type
 
 DEFAULT_CATALOG: Final = "awsdatacatalog"
@@ -250,6 +251,17 @@ class LocalEngine:
         _name_columns(statement)
         return self._run(statement, text, database, cancel, cutoff)
 
+    def _columns_getter(self, database: str, name: str) -> Callable[[], dict[str, str]]:
+        """A table's Glue columns and partition keys, name -> Hive type, read when first asked for
+        (a missing table reads as none: the scan reports it, with its position)."""
+        def columns() -> dict[str, str]:
+            try:
+                table = self.catalog.table(database, name)
+            except QueryError:
+                return {}
+            return {str(c["Name"]).lower(): str(c.get("Type", "")) for c in _all_columns(table)}
+        return columns
+
     def _run(self, statement: Any, text: str, database: str, cancel: Cancellation, cutoff: int | None, *,
              as_arrow: bool = False) -> Result:
         """Bind the statement's tables, transpile it and run it in DuckDB (`as_arrow`: rows in `arrow`)."""
@@ -257,6 +269,8 @@ class LocalEngine:
         from sqlglot import exp  # noqa: PLC0415
 
         references = _references(statement, text, database)
+        check_comparisons(statement, text, {id(node): self._columns_getter(db, name)
+                                            for node, (db, name, _) in references if "$" not in name})
         connection = duckdb.connect()
         scanned = files = 0
         arrow: Any = None
