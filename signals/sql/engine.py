@@ -143,13 +143,27 @@ _VARCHAR_MACRO: Final = (
     "WHEN typeof(x) = 'TIMESTAMP' THEN strftime(TRY_CAST(x AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f') "
     "ELSE CAST(x AS VARCHAR) END"
 )
+#: `typeof(x)`: Trino's type names (`bigint`, `timestamp(3)`, `map(varchar, varchar)`, `array(varchar)`,
+#: `row(...)`, `real`), not DuckDB's (`BIGINT`, `TIMESTAMP_MS`, `MAP(VARCHAR, VARCHAR)`, `VARCHAR[]`).
+#: A string literal is `varchar`, where Trino says `varchar(N)`: DuckDB keeps no literal lengths.
+_TYPEOF: Final = "__signals_typeof"
+_TYPEOF_MACRO: Final = (
+    f"CREATE MACRO {_TYPEOF}(x) AS "
+    "regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
+    "lower(typeof(x)), 'timestamp_ms', 'timestamp(3)', 'g'), "
+    "'timestamp($|[^_(a-z])', 'timestamp(6)\\1', 'g'), "
+    "'struct\\(', 'row(', 'g'), "
+    "'(^|[^a-z_])float($|[^a-z_])', '\\1real\\2', 'g'), "
+    "'([a-z0-9]+(\\([0-9, ]+\\))?)\\[\\]', 'array(\\1)', 'g')"
+)
 #: `m['k']` on a map: Trino fails on an absent key (`element_at` is the NULL-returning form).
 _MAP_SUBSCRIPT: Final = "__signals_map_subscript"
 _MAP_SUBSCRIPT_MACRO: Final = (f"CREATE MACRO {_MAP_SUBSCRIPT}(m, k) AS CASE WHEN map_contains(m, k) THEN m[k] "
                                 "ELSE error('Key not present in map: ' || k) END")
 #: Each connection's settings and macros. `integer_division`: `/` of two integers is Trino's integer
 #: division (truncated toward zero, `DIVISION_BY_ZERO` on 0), not DuckDB's double division.
-_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO, _VARCHAR_MACRO)
+_TRINO_SESSION: Final = ("SET integer_division=true", *_TRINO_MACROS, _MAP_SUBSCRIPT_MACRO, _VARCHAR_MACRO,
+                          _TYPEOF_MACRO)
 SUPPORTED: Final = ("SELECT, WITH, VALUES, SHOW DATABASES/TABLES/PARTITIONS/COLUMNS, DESCRIBE, and INSERT INTO, "
                     "MERGE INTO, OPTIMIZE ... REWRITE DATA USING BIN_PACK and VACUUM on Iceberg tables")
 
@@ -645,6 +659,7 @@ def _duckdb_shims(statement: Any) -> Any:
     - `m['key']` (a string key: a map): an absent key fails, as in Trino, where DuckDB returns NULL.
     - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
     - `CAST(x AS varchar)` of a timestamp: every digit of its precision, as Trino prints it.
+    - `typeof(x)`: Trino's type names.
 
     Nodes are rewritten innermost first, so an outer rewrite copies the inner ones' results.
     """
@@ -652,6 +667,8 @@ def _duckdb_shims(statement: Any) -> Any:
 
     for node in reversed(list(statement.find_all(exp.ArraySize))):
         node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+    for node in reversed(list(statement.find_all(exp.Typeof))):
+        node.replace(exp.Anonymous(this=_TYPEOF, expressions=[node.this.copy()]))
     for node in reversed(list(statement.find_all(exp.Cast))):
         if node.to.is_type("json"):
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))

@@ -229,3 +229,9 @@ def test_a_character_column_against_a_number_fails_when_planned_as_in_trino(engi
 def test_comparisons_of_one_type_or_of_unknown_types_run(engine: LocalEngine, sql: str,
                                                          row: tuple[object, ...]) -> None:
     assert engine.execute(sql).rows == [row]
+
+
+def test_typeof_names_types_as_trino_does(engine: LocalEngine) -> None:
+    result = engine.execute("SELECT typeof(n), typeof(id), typeof(1.5), typeof(current_date), typeof(ARRAY[1]), "
+                            "typeof(CAST(1.5 AS real)) FROM plain WHERE n = 1")
+    assert result.rows == [("bigint", "varchar", "decimal(2,1)", "date", "array(integer)", "real")]
