@@ -635,6 +635,15 @@ def _reject_non_trino(text: str, statement: Any) -> None:
     _reject_unknown_functions(text, statement)
 
 
+def _is_date(node: Any) -> bool:
+    """A date by its syntax: `DATE '...'`, `CAST(x AS date)`, `current_date`, `date(x)`."""
+    from sqlglot import exp  # noqa: PLC0415
+
+    if isinstance(node, exp.Cast):
+        return bool(node.to.is_type("date"))
+    return isinstance(node, exp.CurrentDate | exp.Date | exp.TsOrDsToDate)
+
+
 def _reject_unknown_functions(text: str, statement: Any) -> None:
     """A call sqlglot does not know passes through to DuckDB as written: one Trino lacks (DuckDB's
     `strftime`, `list_value`, ...) is FUNCTION_NOT_FOUND here, as on Athena (signals.sql.functions)."""
@@ -660,6 +669,8 @@ def _duckdb_shims(statement: Any) -> Any:
     - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
     - `CAST(x AS varchar)` of a timestamp: every digit of its precision, as Trino prints it.
     - `typeof(x)`: Trino's type names.
+    - a date plus or minus an interval is a date in Trino (DuckDB's is a timestamp): cast back where
+      the operand is a date by its syntax (a literal, a cast, `current_date`, `date(x)`).
 
     Nodes are rewritten innermost first, so an outer rewrite copies the inner ones' results.
     """
@@ -669,6 +680,10 @@ def _duckdb_shims(statement: Any) -> Any:
         node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
     for node in reversed(list(statement.find_all(exp.Typeof))):
         node.replace(exp.Anonymous(this=_TYPEOF, expressions=[node.this.copy()]))
+    for node in reversed(list(statement.find_all(exp.Add, exp.Sub))):
+        operands = (node.this, node.expression)
+        if any(isinstance(o, exp.Interval) for o in operands) and any(_is_date(o) for o in operands):
+            node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("date")))
     for node in reversed(list(statement.find_all(exp.Cast))):
         if node.to.is_type("json"):
             node.replace(exp.Anonymous(this="to_json", expressions=[node.this.copy()]))

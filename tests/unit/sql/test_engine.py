@@ -235,3 +235,10 @@ def test_typeof_names_types_as_trino_does(engine: LocalEngine) -> None:
     result = engine.execute("SELECT typeof(n), typeof(id), typeof(1.5), typeof(current_date), typeof(ARRAY[1]), "
                             "typeof(CAST(1.5 AS real)) FROM plain WHERE n = 1")
     assert result.rows == [("bigint", "varchar", "decimal(2,1)", "date", "array(integer)", "real")]
+
+
+def test_a_date_plus_an_interval_is_a_date_as_in_trino(engine: LocalEngine) -> None:
+    result = engine.execute("SELECT DATE '2026-11-30' + INTERVAL '1' DAY, current_date - INTERVAL '1' MONTH, "
+                            "TIMESTAMP '2026-11-25 23:30:00' + INTERVAL '1' HOUR FROM plain WHERE n = 1")
+    assert result.athena_types == ["date", "date", "timestamp"]
+    assert str(result.rows[0][0]) == "2026-12-01"
