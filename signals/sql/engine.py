@@ -669,6 +669,8 @@ def _duckdb_shims(statement: Any) -> Any:
     - `json_extract(x, path)`: Trino's is of type json (DuckDB's of x's type, varchar here).
     - `CAST(x AS varchar)` of a timestamp: every digit of its precision, as Trino prints it.
     - `typeof(x)`: Trino's type names.
+    - `ROW(a, b)`: its anonymous fields are `field0`, `field1`, as Athena prints them
+      (https://docs.aws.amazon.com/athena/latest/ug/creating-row.html); sqlglot named them `_0`, `_1`.
     - a date plus or minus an interval is a date in Trino (DuckDB's is a timestamp): cast back where
       the operand is a date by its syntax (a literal, a cast, `current_date`, `date(x)`).
 
@@ -678,6 +680,11 @@ def _duckdb_shims(statement: Any) -> Any:
 
     for node in reversed(list(statement.find_all(exp.ArraySize))):
         node.replace(exp.Anonymous(this="cardinality", expressions=[node.this.copy()]))
+    for node in reversed(list(statement.find_all(exp.Struct))):
+        cast_to_row = isinstance(node.parent, exp.Cast) and node.parent.to.is_type("struct")
+        if not cast_to_row and not any(isinstance(e, exp.PropertyEQ) for e in node.expressions):
+            node.set("expressions", [exp.PropertyEQ(this=exp.to_identifier(f"field{i}"), expression=e.copy())
+                                     for i, e in enumerate(node.expressions)])
     for node in reversed(list(statement.find_all(exp.Typeof))):
         node.replace(exp.Anonymous(this=_TYPEOF, expressions=[node.this.copy()]))
     for node in reversed(list(statement.find_all(exp.Add, exp.Sub))):

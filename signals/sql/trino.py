@@ -161,7 +161,7 @@ class TrinoEngine:
                 cursor.execute(f"EXECUTE signals_statement USING {', '.join(parameters)}")
             else:
                 cursor.execute(sql)
-            rows = [tuple(row) for row in cursor.fetchall()]
+            rows = [tuple(_value(v) for v in row) for row in cursor.fetchall()]
             description = cursor.description or []
             update_type = cursor.update_type
             stats = cursor.stats or {}
@@ -193,6 +193,21 @@ class TrinoEngine:
         first = sql.split(None, 1)[0].lower() if sql.split() else ""
         kind = "UTILITY" if first in ("show", "describe", "desc", "explain") else "DML"
         return Result(columns=columns, types=types, rows=rows, statement_type=kind, bytes_scanned=scanned)
+
+
+def _value(value: Any) -> Any:
+    """A result value as the DuckDB path gives it: a ROW (the client's `NamedRowTuple`) is a dict of its
+    fields, an anonymous field named `field<i>` as Athena prints it
+    (https://docs.aws.amazon.com/athena/latest/ug/creating-row.html), at any depth."""
+    names = getattr(value, "_names", None)
+    if isinstance(value, tuple) and names is not None:
+        return {(name if name is not None else f"field{i}"): _value(v)
+                for i, (name, v) in enumerate(zip(names, value, strict=True))}
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _value(v) for k, v in value.items()}
+    return value
 
 
 def _metadata_table(table: str, kind: str) -> str:

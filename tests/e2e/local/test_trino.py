@@ -93,6 +93,11 @@ def test_queries_run_on_trino_with_athena_types_errors_and_catalog(stack: LocalS
     assert state == "SUCCEEDED", execution["Status"]
     assert results(stack, execution) == (["integer", "decimal", "date", "timestamp", "varchar"],
                                          [["3", "1.50", "2026-01-02", "2026-01-02 03:04:05.678", "x"]])
+    # ROW values as Athena prints them: named fields, and field0, field1 for anonymous ones.
+    state, execution = athena(stack, "SELECT ROW(1, 'x') AS r, CAST(ROW(1, 'x') AS ROW(a integer, b varchar)) AS n, "
+                              "ARRAY[ROW(1, 2)] AS l")
+    assert state == "SUCCEEDED", execution["Status"]
+    assert results(stack, execution)[1] == [["{field0=1, field1=x}", "{a=1, b=x}", "[{field0=1, field1=2}]"]]
     # Athena's catalog name, in any case, and the request's database as the session schema.
     state, execution = athena(stack, 'SELECT count(*) FROM "AwsDataCatalog"."telemetry-parser-db".telemetry_lock_flat')
     assert state == "SUCCEEDED", execution["Status"]

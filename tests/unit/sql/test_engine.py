@@ -242,3 +242,11 @@ def test_a_date_plus_an_interval_is_a_date_as_in_trino(engine: LocalEngine) -> N
                             "TIMESTAMP '2026-11-25 23:30:00' + INTERVAL '1' HOUR FROM plain WHERE n = 1")
     assert result.athena_types == ["date", "date", "timestamp"]
     assert str(result.rows[0][0]) == "2026-12-01"
+
+
+def test_rows_print_as_athena_prints_them(engine: LocalEngine) -> None:
+    from signals.local.athena import _texts  # noqa: PLC0415 (the text GetQueryResults and the CSV carry)
+
+    result = engine.execute("SELECT ROW(1, 'x') AS r, CAST(ROW(1, 'x') AS ROW(a integer, b varchar)) AS n, "
+                            "ARRAY[ROW(1, 2)] AS l FROM plain WHERE n = 1")
+    assert _texts(result)[1] == ["{field0=1, field1=x}", "{a=1, b=x}", "[{field0=1, field1=2}]"]
