@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -64,7 +65,7 @@ def _scalar(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
 
 
-def _flow(mapping: dict[str, str]) -> str:
+def _flow(mapping: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{key}: {_scalar(value)}" for key, value in mapping.items()) + "}"
 
 
@@ -220,36 +221,11 @@ def render_iceberg_table(table: IcebergTable) -> str:
 
 
 def render_quarantine_table() -> str:
-    projection = quarantine_projection()
-    lines = [
-        f"  {QUARANTINE_LOGICAL_ID}:",
-        "    Type: AWS::Glue::Table",
-        "    Properties:",
-        "      CatalogId: !Ref AWS::AccountId",
-        "      DatabaseName: !Ref AuditDatabase",
-        "      TableInput:",
-        f"        Name: {QUARANTINE_RECORDS_TABLE}",
-        f"        Description: {_scalar(QUARANTINE_DESCRIPTION)}",
-        "        TableType: EXTERNAL_TABLE",
-        "        Parameters:",
-        "          classification: json",
-        "          compressionType: gzip",
-        '          EXTERNAL: "TRUE"',
-        *(f"          {key}: {_sub_if_needed(value)}" for key, value in projection.items()),
-        "        PartitionKeys:",
-        *(f"          - {_flow(key)}" for key in QUARANTINE_PARTITION_KEYS),
-        "        StorageDescriptor:",
-        f"          Location: !Sub s3://${{QuarantineBucket}}/{QUARANTINE_ROOT}",
-        f"          InputFormat: {_TEXT_INPUT_FORMAT}",
-        f"          OutputFormat: {_TEXT_OUTPUT_FORMAT}",
-        "          SerdeInfo:",
-        f"            SerializationLibrary: {_JSON_SERDE}",
-        "            Parameters:",
-        '              ignore.malformed.json: "true"',
-        "          Columns:",
-        *(f"            - {_flow(column)}" for column in QUARANTINE_COLUMNS),
-    ]
-    return "\n".join(lines) + "\n"
+    return _render_json_lines_table(
+        logical_id=QUARANTINE_LOGICAL_ID, name=QUARANTINE_RECORDS_TABLE, description=QUARANTINE_DESCRIPTION,
+        projection=quarantine_projection(), partition_keys=QUARANTINE_PARTITION_KEYS, root=QUARANTINE_ROOT,
+        columns=QUARANTINE_COLUMNS,
+    )
 
 
 #: Columns of the parser's drift lines (parser.drift), one per raw object, device type, key and kind.
@@ -275,15 +251,33 @@ DRIFT_DESCRIPTION: Final = "Unknown top-level keys the parser kept in extra, per
 
 def render_drift_table() -> str:
     projection = {key: value for key, value in quarantine_projection().items() if ".source." not in key}
+    return _render_json_lines_table(
+        logical_id=DRIFT_LOGICAL_ID, name=SCHEMA_DRIFT_TABLE, description=DRIFT_DESCRIPTION,
+        projection=projection, partition_keys=DRIFT_PARTITION_KEYS, root=DRIFT_ROOT, columns=DRIFT_COLUMNS,
+    )
+
+
+def _render_json_lines_table(
+    *,
+    logical_id: str,
+    name: str,
+    description: str,
+    projection: Mapping[str, str],
+    partition_keys: Sequence[Mapping[str, str]],
+    root: str,
+    columns: Sequence[Mapping[str, str]],
+) -> str:
+    """A Hive table of gzip JSON lines in the quarantine bucket, in the audit database (the quarantine
+    records and the parser's drift lines), partitions projected."""
     lines = [
-        f"  {DRIFT_LOGICAL_ID}:",
+        f"  {logical_id}:",
         "    Type: AWS::Glue::Table",
         "    Properties:",
         "      CatalogId: !Ref AWS::AccountId",
         "      DatabaseName: !Ref AuditDatabase",
         "      TableInput:",
-        f"        Name: {SCHEMA_DRIFT_TABLE}",
-        f"        Description: {_scalar(DRIFT_DESCRIPTION)}",
+        f"        Name: {name}",
+        f"        Description: {_scalar(description)}",
         "        TableType: EXTERNAL_TABLE",
         "        Parameters:",
         "          classification: json",
@@ -291,9 +285,9 @@ def render_drift_table() -> str:
         '          EXTERNAL: "TRUE"',
         *(f"          {key}: {_sub_if_needed(value)}" for key, value in projection.items()),
         "        PartitionKeys:",
-        *(f"          - {_flow(key)}" for key in DRIFT_PARTITION_KEYS),
+        *(f"          - {_flow(key)}" for key in partition_keys),
         "        StorageDescriptor:",
-        f"          Location: !Sub s3://${{QuarantineBucket}}/{DRIFT_ROOT}",
+        f"          Location: !Sub s3://${{QuarantineBucket}}/{root}",
         f"          InputFormat: {_TEXT_INPUT_FORMAT}",
         f"          OutputFormat: {_TEXT_OUTPUT_FORMAT}",
         "          SerdeInfo:",
@@ -301,7 +295,7 @@ def render_drift_table() -> str:
         "            Parameters:",
         '              ignore.malformed.json: "true"',
         "          Columns:",
-        *(f"            - {_flow(column)}" for column in DRIFT_COLUMNS),
+        *(f"            - {_flow(column)}" for column in columns),
     ]
     return "\n".join(lines) + "\n"
 
