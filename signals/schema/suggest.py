@@ -24,7 +24,7 @@ import difflib
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -46,7 +46,7 @@ from shared.schema import (
     TableSpec,
     _compacted,
 )
-from signals.schema.evolution import ADDITION, NEW_TABLE, compare
+from signals.schema.evolution import ADDITION, NEW_TABLE, Comparison, compare
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SCHEMA_PY: Final = "shared/schema.py"
@@ -217,16 +217,25 @@ def suggest_key(repo: Path, device_type: str, key: str, kind: str, description: 
     current = _check_repo(repo)
     spec = FieldSpec(key, KINDS[kind], description)
     tables = [_with_field(t, spec) if t.type_value == device_type else t for t in TABLES]
+    patch, result = _patch(repo, current, tables,
+                           lambda text: add_field_text(text, device_type, key, kind, description))
+    return Suggestion(patch, _ids_summary(result, {COMPACTED_BY_TYPE[device_type].name}))
+
+
+def _patch(repo: Path, current: ledger_module.Ledger, tables: Sequence[TableSpec],
+           edit_schema: Callable[[str], str]) -> tuple[str, Comparison]:
+    """One git diff over shared/schema.py (`edit_schema` of its text), the ledger and template.yaml's
+    generated blocks for `tables`, refused when the ledger calls the change incompatible."""
     compacted = [_compacted(t) for t in tables]
     result = compare(current, [*compacted, *AUDIT_TABLES])
     if result.incompatible or result.ledger is None:
         raise SuggestError("; ".join(c.line() for c in result.incompatible))
     schema_text = _read(repo, SCHEMA_PY)
     template_text = _read(repo, TEMPLATE)
-    patch = (unified(SCHEMA_PY, schema_text, add_field_text(schema_text, device_type, key, kind, description))
+    patch = (unified(SCHEMA_PY, schema_text, edit_schema(schema_text))
              + unified(LEDGER_JSON, _read(repo, LEDGER_JSON), result.ledger.dumps())
              + unified(TEMPLATE, template_text, render_template(template_text, tables, compacted, result.ledger)))
-    return Suggestion(patch, _ids_summary(result, {COMPACTED_BY_TYPE[device_type].name}))
+    return patch, result
 
 
 def suggest_type(repo: Path, device_type: str, events: Sequence[Mapping[str, Any]]) -> Suggestion:
@@ -245,15 +254,7 @@ def suggest_type(repo: Path, device_type: str, events: Sequence[Mapping[str, Any
     current = _check_repo(repo)
     table = _new_device_table(device_type, specs)
     tables = [*TABLES[:-1], table, TABLES[-1]]  # device tables first, OTLP last (as shared.schema orders them)
-    compacted = [_compacted(t) for t in tables]
-    result = compare(current, [*compacted, *AUDIT_TABLES])
-    if result.incompatible or result.ledger is None:
-        raise SuggestError("; ".join(c.line() for c in result.incompatible))
-    schema_text = _read(repo, SCHEMA_PY)
-    template_text = _read(repo, TEMPLATE)
-    patch = (unified(SCHEMA_PY, schema_text, add_type_text(schema_text, device_type, described))
-             + unified(LEDGER_JSON, _read(repo, LEDGER_JSON), result.ledger.dumps())
-             + unified(TEMPLATE, template_text, render_template(template_text, tables, compacted, result.ledger)))
+    patch, result = _patch(repo, current, tables, lambda text: add_type_text(text, device_type, described))
     summary = [f"new device type {device_type!r} from {len(events)} parked event(s)"
                + (f" (firmware {', '.join(versions)})" if versions else ""),
                *(f"  {key}: {kind} ({text})" for key, kind, text in described),
