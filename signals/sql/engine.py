@@ -187,9 +187,7 @@ class LocalEngine:
         """Run one statement; raises `QueryError` (failed) or `QueryCancelled` (stopped)."""
         cancel = cancellation or Cancellation()
         database = (database or self.database).lower()
-        text = _strip(sql)
-        if not text:
-            raise QueryError("SYNTAX_ERROR", "line 1:1: the statement is empty")
+        text = statement_text(sql)
         try:
             utility = self._utility(text, database)
             if utility is not None:
@@ -584,6 +582,15 @@ def _strip(sql: str) -> str:
     text = sql.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
+    return text
+
+
+def statement_text(sql: str) -> str:
+    """The statement without its surrounding blanks and trailing semicolons (both engines take it so);
+    an empty one fails as Athena fails it."""
+    text = _strip(sql)
+    if not text:
+        raise QueryError("SYNTAX_ERROR", "line 1:1: the statement is empty")
     return text
 
 

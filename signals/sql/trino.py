@@ -50,6 +50,8 @@ from signals.sql.engine import (
     Cancellation,
     LocalEngine,
     Result,
+    _strip,
+    statement_text,
 )
 from signals.sql.errors import SYSTEM, USER, QueryCancelled, QueryError
 from signals.sql.types import _PRECISION, AthenaType
@@ -68,10 +70,6 @@ class Statement:
 
     sql: str
     vacuum_table: str | None = None
-
-
-def _strip(sql: str) -> str:
-    return sql.strip().rstrip(";").strip()
 
 
 def translate(sql: str) -> Statement:
@@ -121,9 +119,7 @@ class TrinoEngine:
                 cancellation: Cancellation | None = None, bytes_scanned_cutoff: int | None = None) -> Result:
         cancel = cancellation or Cancellation()
         database = (database or self.database).lower()
-        text = _strip(sql)
-        if not text:
-            raise QueryError("SYNTAX_ERROR", "line 1:1: the statement is empty")
+        text = statement_text(sql)
         try:
             if any(pattern.fullmatch(text) for pattern in _UTILITY_PATTERNS):
                 return self._glue.execute(text, database=database)
