@@ -17,7 +17,6 @@ millisecond (`hive_millis`).
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from compactor.dedup import DUCKDB, DayQuery, Relations, key_sql, literal
 from compactor.logic import DayCounts, DayOutcome, DayUnit, RunInfo
-from shared.arrow import arrow_type, hive_timestamp_millis
+from shared.arrow import arrow_type, hive_timestamp_millis, parquet_input
 from shared.handler import RemainingMs
 from shared.iceberg import glue_catalog
 from shared.ledger import live_schema_mismatch
@@ -259,7 +258,7 @@ class LocalEngine:
         body = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         self.io.verified_objects_read += 1
         self.io.verified_bytes_read += len(body)
-        return pq.read_table(io.BytesIO(body))
+        return pq.read_table(parquet_input(body))
 
     # -- audit and maintenance ---------------------------------------------------------------------
 

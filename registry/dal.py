@@ -8,7 +8,6 @@ service's limit and treats partial failure as failure of those entries only.
 from __future__ import annotations
 
 import copy
-import io
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -432,8 +431,10 @@ class Objects:
         # Loaded only on this fallback path: HEAD metadata is the normal one and pyarrow costs cold-start time.
         import pyarrow.parquet as pq  # noqa: PLC0415
 
+        from shared.arrow import parquet_input  # noqa: PLC0415
+
         body = self._s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"].read()
-        parquet = pq.ParquetFile(io.BytesIO(body))
+        parquet = pq.ParquetFile(parquet_input(body))
         source_key: str | None = None
         if "source_key" in parquet.schema_arrow.names and parquet.metadata.num_rows > 0:
             column = parquet.read_row_group(0, columns=["source_key"]).column(0)

@@ -1,4 +1,5 @@
-"""Arrow schemas derived from `shared.schema` (the only shared module that imports pyarrow)."""
+"""Arrow schemas derived from `shared.schema`, and Parquet bytes handed to Arrow safely (the only
+shared module that imports pyarrow)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def arrow_schema(table: TableSpec) -> pa.Schema:
 
 def arrow_schema_for_type(type_value: str) -> pa.Schema:
     return arrow_schema(TABLES_BY_TYPE[type_value])
+
+
+def parquet_input(body: bytes) -> pa.BufferReader:
+    """A Parquet object's bytes (an S3 body) copied into Arrow's own memory, to give to
+    `pq.read_table`, `pq.ParquetFile` or `pq.read_metadata` instead of `io.BytesIO(body)`.
+
+    A threaded read of a Python-backed source (`io.BytesIO`, or a buffer over Python `bytes`) can
+    leave work on Arrow's thread pools that still holds the Python object after the read returns.
+    If that work lets go of it while the interpreter shuts down, the Arrow thread needs the GIL,
+    CPython unwinds it (pthread_exit) through a C++ frame that may not throw, and the process aborts
+    with "terminate called without an active exception" (SIGABRT) after its work is done and its
+    output printed: a command that succeeded exits -6 (apache/arrow#33975, #50482). Measured on
+    pyarrow 26.0.1 and 25.0.1: a script that reads a small file three times from `io.BytesIO` and
+    exits aborted in 177 of 300 runs; from this copy, in 0 of 200 (tests/unit/test_parquet_input.py
+    pins it). The copy costs one memcpy of the object, about 10 ms per 64 MiB here.
+    """
+    sink = pa.BufferOutputStream()
+    sink.write(body)
+    return pa.BufferReader(sink.getvalue())
 
 
 def hive_timestamp_millis(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

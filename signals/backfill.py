@@ -30,7 +30,6 @@ dedup key is pinned, so a reparsed record stays one row.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
@@ -218,6 +217,7 @@ def check_columns(env: Environment, table: Any) -> None:
 def backfill_day(s3: Any, bucket: str, table: Any, day: str, *, dry_run: bool) -> DayReport:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    from shared.arrow import parquet_input  # noqa: PLC0415
     from shared.layout import VERIFIED_ROOT  # noqa: PLC0415
     from signals.promote import CannotRewrite, lift  # noqa: PLC0415
 
@@ -232,7 +232,7 @@ def backfill_day(s3: Any, bucket: str, table: Any, day: str, *, dry_run: bool) -
             body = obj["Body"].read()
             report.files_read += 1
             try:
-                result = lift(pq.read_table(io.BytesIO(body)), table.source)
+                result = lift(pq.read_table(parquet_input(body)), table.source)
             except (CannotRewrite, ValueError) as exc:
                 report.errors.append(f"{key}: {exc}")
                 continue

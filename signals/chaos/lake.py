@@ -10,7 +10,6 @@ objects, so a lost event can be traced to the last place it was seen.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.arrow import parquet_input
 from shared.schema import COMPACTED_TABLES, OTLP_TYPE, alerts_database
 from signals.chaos.clients import CHAOS_ID_ATTRIBUTE
 from signals.chaos.faults import INTERNAL_CONFIG
@@ -62,7 +62,7 @@ def read_lake(stack: Any, known_ids: set[str], *, compacted: bool = True) -> Lak
         type_value = key[len(VERIFIED_PREFIX):].split("/", 1)[0].removeprefix("type=")
         columns = ["attributes"] if type_value == OTLP_TYPE else ["device_id", "event_id"]
         body = s3.get_object(Bucket=verified_bucket, Key=key)["Body"].read()
-        table = pq.read_table(io.BytesIO(body), columns=columns)
+        table = pq.read_table(parquet_input(body), columns=columns)
         for event_id in ids_of_table(table, type_value):
             if event_id is None or event_id not in known_ids:
                 lake.unknown_rows += 1

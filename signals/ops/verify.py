@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import sys
@@ -392,8 +391,10 @@ def markers_in(key: str, body: Any, markers: set[bytes]) -> set[bytes]:
 def _row_present(parquet_bytes: bytes, canary: Canary) -> bool:
     import pyarrow.parquet as pq  # noqa: PLC0415 (pyarrow only when a canary reached this stage)
 
+    from shared.arrow import parquet_input  # noqa: PLC0415
+
     column = "body" if canary.type_value == OTLP_TYPE else "event_id"
-    values = pq.read_table(io.BytesIO(parquet_bytes), columns=[column]).column(column).to_pylist()
+    values = pq.read_table(parquet_input(parquet_bytes), columns=[column]).column(column).to_pylist()
     return canary.marker in values
 
 

@@ -22,7 +22,6 @@ Iceberg table's keep their microseconds (docs/data-contract.md, "Timestamps").
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 import threading
@@ -316,8 +315,10 @@ def _read_parquet(body: bytes, schema: Any, url: str) -> Any:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    from shared.arrow import parquet_input  # noqa: PLC0415
+
     try:
-        table = pq.read_table(io.BytesIO(body))
+        table = pq.read_table(parquet_input(body))
     except Exception as exc:
         raise QueryError("HIVE_CANNOT_OPEN_SPLIT", f"Error opening Hive split {url}: {exc}", category=SYSTEM) from None
     by_name = {name.lower(): index for index, name in enumerate(table.column_names)}

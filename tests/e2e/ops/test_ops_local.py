@@ -7,7 +7,6 @@ repair command fixes it, and the line turns back.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared import registry_keys
+from shared.arrow import parquet_input
 from shared.layout import Partition
 from signals import cli
 from signals.env import Environment, Output
@@ -60,7 +60,7 @@ def lake_rows(env: Environment, partition: Partition) -> dict[str, int]:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"telemetry_flat/type={type_value}/{partition.path}/")
         for obj in listed.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            rows[type_value] += pq.read_metadata(io.BytesIO(body)).num_rows
+            rows[type_value] += pq.read_metadata(parquet_input(body)).num_rows
     return dict(rows)
 
 

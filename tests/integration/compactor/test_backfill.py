@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.arrow import arrow_schema
+from shared.arrow import arrow_schema, parquet_input
 from shared.layout import Partition, verified_key
 from shared.schema import BACKFILL_RUNS, TABLES_BY_TYPE
 from signals.cli import main
@@ -65,7 +65,7 @@ def write_old_file(world: World, name: str, rows: list[dict[str, Any]]) -> str:
 
 def verified_rows(world: World, key: str) -> list[dict[str, Any]]:
     body = world.client("s3").get_object(Bucket=support.VERIFIED_BUCKET, Key=key)["Body"].read()
-    return pq.read_table(io.BytesIO(body)).to_pylist()
+    return pq.read_table(parquet_input(body)).to_pylist()
 
 
 def test_backfill_lifts_extra_into_the_column_refreshes_the_compacted_day_and_a_rerun_changes_nothing(

@@ -247,6 +247,6 @@ def test_a_reparse_that_quarantines_nothing_removes_the_old_quarantine_file(s3: 
 
 
 def _parquet(s3: Any, key: str) -> Any:
-    import io  # noqa: PLC0415
+    from shared.arrow import parquet_input  # noqa: PLC0415
 
-    return io.BytesIO(s3.get_object(Bucket=VERIFIED_BUCKET, Key=key)["Body"].read())
+    return parquet_input(s3.get_object(Bucket=VERIFIED_BUCKET, Key=key)["Body"].read())
