@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -429,14 +430,13 @@ def test_every_documented_command_runs(local: Local, tmp_path: Path) -> None:
               "raw": str(raw)}
 
     def prepare(command: str, spec: Run) -> tuple[Path, dict[str, str]]:
-        if spec.alone:
-            name = f"{len(list(tmp_path.iterdir()))}"
-            workdir = tmp_path / f"work-{name}"
-            workdir.mkdir()
+        if spec.alone:  # two run at once (the pool below): each gets its own directories, made atomically
+            workdir = Path(tempfile.mkdtemp(prefix="work-", dir=tmp_path))
             for entry in ROOT.iterdir():
                 if entry.name != ".git":
                     (workdir / entry.name).symlink_to(entry)
-            return ROOT if spec.cwd_root else workdir, command_environ(tmp_path / f"home-{name}")
+            home = tmp_path / f"home-{workdir.name.removeprefix('work-')}"
+            return ROOT if spec.cwd_root else workdir, command_environ(home)
         environ = command_environ(local.home)
         environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{local.aws_port}"  # the playbook's export, for `aws`
         return local.workdir, environ
